@@ -1,0 +1,3 @@
+"""cairn: a local-first personal memory daemon."""
+
+__version__ = "0.1.0"

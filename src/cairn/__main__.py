@@ -1,0 +1,3 @@
+from cairn.cli.app import main
+
+main()

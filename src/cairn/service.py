@@ -1,0 +1,512 @@
+"""remember / recall / forget / ingest: the one API that cli, daemon and mcp_server call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from cairn.config import Settings
+from cairn.errors import BadInput, CairnError, NotFound
+from cairn.ingest.pipeline import FileResult, IngestReport, Ingestor, Progress
+from cairn.models import EpisodeDraft, FactDraft, Hit, SourceRef
+from cairn.querytime import parse_as_of, window
+from cairn.store import Store, iso, utcnow
+from cairn.store import records as r
+from cairn.store import search as s
+from cairn.store import vectors
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+MIN_VECTOR_SIM = 0.12  # a vector-only candidate below this is noise, not a memory
+ID_RE = re.compile(r"^([fe])(\d+)$")
+
+
+@dataclass
+class RecallResult:
+    query: str
+    hits: list[Hit]
+    explain: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "hits": [h.to_dict(self.explain) for h in self.hits]}
+
+
+@dataclass
+class ForgetPlan:
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.facts or self.episodes or self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"facts": self.facts, "episodes": self.episodes, "sources": self.sources}
+
+
+def parse_id(value: str) -> tuple[str, int]:
+    m = ID_RE.match(value.strip().lower())
+    if not m:
+        raise BadInput(f"not a memory id: {value!r} (ids look like f12 or e34, as recall shows)")
+    return ("fact" if m.group(1) == "f" else "episode"), int(m.group(2))
+
+
+class Memory:
+    """The service: a store, an embedder and an extractor, loaded when first needed."""
+
+    def __init__(self, settings: Settings, *, embedder: Any = None, extractor: Any = None,
+                 store: Store | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._extractor = extractor
+        self._store = store
+        self._ingestor: Ingestor | None = None
+
+    # ------------------------------------------------------------ lazy parts
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.settings.db_path)
+        return self._store
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from cairn.extraction.embeddings import load_embedder
+
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def extractor(self) -> Any:
+        if self._extractor is None:
+            from cairn.extraction.registry import load_extractor
+
+            self._extractor = load_extractor(self.settings)
+        return self._extractor
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            self._ingestor = Ingestor(self.store, self.embedder, self.extractor,
+                                      exclude=self.settings.get("privacy", "exclude"))
+        return self._ingestor
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+            self._ingestor = None
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ remember
+
+    def remember(self, text: str, *, tags: Sequence[str] = (), project: str | None = None,
+                 pin: bool = False, origin: str = "cli", client: str | None = None) -> dict[str, Any]:
+        """Store one fact typed by the user (cli) or an agent (mcp)."""
+        from cairn.ingest.normalise import clean_text
+        from cairn.ingest.privacy import looks_like_injection, redact
+
+        text = clean_text(text)
+        if not text:
+            raise BadInput("nothing to remember: the text is empty")
+        if len(text) > 4000:
+            raise BadInput(f"text too long to remember ({len(text)} characters > 4000);"
+                           " save it in a note and run 'cairn ingest'")
+        text, _ = redact(text)
+        uri = "cli:" if origin == "cli" else f"mcp:{client or 'unknown'}"
+        kind = "cli" if origin == "cli" else "mcp"
+        now = utcnow()
+        from cairn.store import content_hash
+
+        draft = EpisodeDraft(text=text, locator="h:" + content_hash(text)[3:19], speaker=None,
+                             role="user", occurred_at=iso(now))
+        fact = self._typed_fact(draft)
+        # Agents can be steered by what they read; the user at a terminal is not quarantined.
+        quarantine = origin != "cli" and looks_like_injection(text)
+        if r.tombstoned(self.store.conn, "content", [content_hash(text)]):
+            # Trigger: the user forgot this text before and now types it again.
+            # Outcome: a deliberate remember wins over the old tombstone.
+            with self.store.transaction():
+                self.store.conn.execute(
+                    "delete from tombstones where kind = 'content' and value = ?",
+                    (content_hash(text),))
+        res = FileResult(uri, "ingested")
+        ids = self.ingestor.store_episodes(
+            uri, kind, [draft], remove_stale=False, result=res, facts_override=[[fact]],
+            origin="typed", project=project, tags=tuple(tags), pinned=pin,
+            quarantine_injections=quarantine)
+        fid = ids[0]
+        row = self.store.conn.execute(
+            "select status, kind, subject, attribute from facts where id = ?", (fid,)).fetchone()
+        action = ("added" if res.facts_added and not res.facts_superseded
+                  else "superseded" if res.facts_superseded else "merged")
+        return {"id": f"f{fid}", "text": text, "action": action, "status": row[0], "kind": row[1],
+                "subject": row[2], "attribute": row[3], "project": project, "tags": list(tags),
+                "pinned": pin, "superseded": res.facts_superseded}
+
+    def _typed_fact(self, draft: EpisodeDraft) -> FactDraft:
+        """The user's own words are the fact; the extractor only labels kind/subject/attribute."""
+        try:
+            from cairn.extraction.rules import RulesExtractor
+
+            found = RulesExtractor().extract([draft])[0]
+        except Exception:  # noqa: BLE001 - labelling is best effort; the text is what matters
+            log.exception("labelling a typed fact failed")
+            found = []
+        if len(found) == 1:
+            f = found[0]
+            return FactDraft(text=draft.text, kind=f.kind, subject=f.subject,
+                             attribute=f.attribute, value=f.value, valid_from=f.valid_from,
+                             confidence=1.0)
+        kind = found[0].kind if found else "knowledge"
+        return FactDraft(text=draft.text, kind=kind, subject="user", confidence=1.0)
+
+    # ------------------------------------------------------------ recall
+
+    def recall(self, query: str, *, limit: int = 10, as_of: str | datetime | None = None,
+               project: str | None = None, include_quarantined: bool = False,
+               explain: bool = False, reinforce: bool = True,
+               now: datetime | None = None) -> RecallResult:
+        """Hybrid recall over facts and episodes, best first, with provenance."""
+        query = query.strip()
+        if not query:
+            raise BadInput("empty query")
+        if limit < 1:
+            raise BadInput("--limit must be at least 1")
+        now = now or utcnow()
+        as_of_dt = parse_as_of(as_of) if isinstance(as_of, str) else as_of
+        conn = self.store.conn
+        if vectors.model_row(conn) is None:
+            return RecallResult(query, [], explain)
+        qv = self.embedder.embed([query])[0]
+        k = max(50, limit * 5)
+        lists = {
+            "fact_fts": s.fts(conn, "facts", query, k),
+            "fact_vec": vectors.knn(conn, "facts", qv, k, first_pass=max(200, 4 * k)),
+            "episode_fts": s.fts(conn, "episodes", query, k),
+            "episode_vec": vectors.knn(conn, "episodes", qv, k, first_pass=max(200, 4 * k)),
+        }
+        parts: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: {"rrf": 0.0})
+        for name, lst in lists.items():
+            kind = "fact" if name.startswith("fact") else "episode"
+            for rank, (rid, raw) in enumerate(lst, start=1):
+                if name.endswith("vec") and raw < MIN_VECTOR_SIM:
+                    continue
+                p = parts[(kind, rid)]
+                p["rrf"] += 1.0 / (RRF_K + rank)
+                p[f"{name.split('_')[1]}_rank"] = rank
+                p["bm25" if name.endswith("fts") else "vector_sim"] = raw
+        fact_rows = s.load_facts(conn, [i for kd, i in parts if kd == "fact"])
+        ep_rows = s.load_episodes(conn, [i for kd, i in parts if kd == "episode"])
+        win = window(query, as_of_dt or now)
+        scored: list[tuple[float, str, int]] = []
+        for (kind, rid), p in parts.items():
+            row = fact_rows.get(rid) if kind == "fact" else ep_rows.get(rid)
+            if row is None:
+                continue
+            factor = self._adjust(kind, row, p, as_of_dt, project, include_quarantined, win, now)
+            if factor is None:
+                continue
+            p["final"] = p["rrf"] * factor
+            scored.append((p["final"], kind, rid))
+        scored.sort(key=lambda t: (-t[0], t[1], t[2]))
+        fact_ids = [rid for _, kd, rid in scored if kd == "fact"]
+        provenance = s.fact_sources(conn, fact_ids[: 4 * limit + 20])
+        hits: list[Hit] = []
+        emitted_eps: set[int] = set()
+        covered_eps: set[int] = set()
+        for score, kind, rid in scored:
+            if len(hits) >= limit:
+                break
+            if kind == "episode":
+                if rid in covered_eps:
+                    continue
+                e = ep_rows[rid]
+                hits.append(Hit(
+                    id=f"e{rid}", kind="episode", text=e["text"], score=score, trust=e["trust"],
+                    status="quarantined" if e["quarantined"] else "active",
+                    valid_from=e["occurred_at"], valid_to=None, recorded_at=e["created_at"],
+                    sources=[SourceRef(e["source_kind"], e["uri"], e["locator"], e["speaker"],
+                                       e["role"], e["occurred_at"])],
+                    explain=parts[(kind, rid)] if explain else None))
+                emitted_eps.add(rid)
+            else:
+                f = fact_rows[rid]
+                prov = provenance.get(rid)
+                if prov is None:
+                    prov = s.fact_sources(conn, [rid])[rid]
+                ep_ids = {x["episode_id"] for x in prov}
+                same_text = any(x["text"].strip().lower() == f["text"].strip().lower()
+                                for x in prov)
+                if ep_ids and ep_ids <= emitted_eps and same_text:
+                    continue
+                covered_eps |= ep_ids
+                hits.append(Hit(
+                    id=f"f{rid}", kind="fact", text=f["text"], score=score, trust=f["trust"],
+                    status=f["status"], valid_from=f["valid_from"], valid_to=f["valid_to"],
+                    recorded_at=f["recorded_at"],
+                    sources=[SourceRef(x["kind"], x["uri"], x["locator"], x["speaker"], x["role"],
+                                       x["occurred_at"]) for x in prov],
+                    explain=parts[(kind, rid)] if explain else None, project=f["project"]))
+        if reinforce:
+            self._reinforce([int(h.id[1:]) for h in hits if h.kind == "fact"], now)
+        return RecallResult(query, hits, explain)
+
+    @staticmethod
+    def _adjust(kind: str, row: dict[str, Any], p: dict[str, float], as_of: datetime | None,
+                project: str | None, include_quarantined: bool,
+                win: tuple[datetime, datetime] | None, now: datetime) -> float | None:
+        """Multiply the fused rank score by trust, strength and validity; None filters out."""
+        at = iso(as_of) if as_of else None
+        if kind == "fact":
+            status = row["status"]
+            if status == "quarantined" and not include_quarantined:
+                return None
+            if project is not None and row["project"] not in (None, project):
+                return None
+            vf, vt = row["valid_from"], row["valid_to"]
+            if at is not None:
+                if (vf and vf > at) or (vt and vt <= at) or row["recorded_at"] > at and not vf:
+                    return None
+            elif status == "superseded":
+                return None
+            validity = 1.0
+            if at is None and vt and vt < iso(now):
+                validity = 0.7  # no longer true
+            strength = 0.8 + 0.2 * float(row["strength"]) + (0.1 if row["pinned"] else 0.0)
+            when = vf or row["recorded_at"]
+            archived = 0.8 if status == "archived" else 1.0
+            trust = 0.6 + 0.4 * float(row["trust"])
+            factor = trust * strength * validity * archived
+        else:
+            if row["quarantined"] and not include_quarantined:
+                return None
+            when = row["occurred_at"] or row["created_at"]
+            if at is not None and when and when > at:
+                return None
+            trust = 0.6 + 0.4 * float(row["trust"])
+            factor = trust
+        p["trust_factor"] = trust
+        if win is not None and when:
+            inside = iso(win[0]) <= when < iso(win[1])
+            p["time_factor"] = 1.5 if inside else 1.0
+            factor *= p["time_factor"]
+        return factor
+
+    def _reinforce(self, fact_ids: list[int], now: datetime) -> None:
+        if not fact_ids:
+            return
+        conn = self.store.conn
+        try:
+            # Reinforcing is a nicety: with the store busy, skip it rather than make recall wait.
+            conn.execute("pragma busy_timeout = 250")
+            with self.store.transaction():
+                conn.executemany(
+                    "update facts set recall_count = recall_count + 1, last_recalled_at = ?,"
+                    " strength = min(1.0, strength + 0.05) where id = ?",
+                    [(iso(now), f) for f in fact_ids])
+        except CairnError:
+            log.info("store busy: recall reinforcement skipped")
+        except Exception as e:  # noqa: BLE001
+            if "locked" not in str(e) and "busy" not in str(e) and "readonly" not in str(e):
+                raise
+            log.info("store busy: recall reinforcement skipped")
+        finally:
+            from cairn.store.db import BUSY_TIMEOUT_MS
+
+            conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    # ------------------------------------------------------------ ingest
+
+    def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
+        return self.ingestor.ingest_paths(paths, progress)
+
+    # ------------------------------------------------------------ forget
+
+    def forget_plan(self, ids: Sequence[str] = (), query: str | None = None,
+                    source: Path | None = None, limit: int = 10) -> ForgetPlan:
+        """What a forget would delete, without deleting it."""
+        conn = self.store.conn
+        fact_ids: set[int] = set()
+        ep_ids: set[int] = set()
+        src_ids: set[int] = set()
+        for raw in ids:
+            kind, rid = parse_id(raw)
+            table = "facts" if kind == "fact" else "episodes"
+            if not conn.execute(f"select 1 from {table} where id = ?", (rid,)).fetchone():
+                raise NotFound(f"no memory with id {raw}")
+            (fact_ids if kind == "fact" else ep_ids).add(rid)
+        if query:
+            for h in self.recall(query, limit=limit, reinforce=False).hits:
+                _, rid = parse_id(h.id)
+                (fact_ids if h.kind == "fact" else ep_ids).add(rid)
+        if source is not None:
+            uri = str(Path(source).expanduser().resolve())
+            row = conn.execute("select id from sources where uri = ? or uri = ?",
+                               (uri, str(source))).fetchone()
+            if row is None:
+                raise NotFound(f"no source {source} in the store")
+            src_ids.add(int(row[0]))
+            ep_ids |= {x[0] for x in conn.execute(
+                "select id from episodes where source_id = ?", (row[0],))}
+        # A fact's text lives on in the episodes it came from: they go too.
+        for chunk in _chunks(sorted(fact_ids), 500):
+            ep_ids |= {x[0] for x in conn.execute(
+                f"select episode_id from supports where fact_id in ({','.join('?' * len(chunk))})",
+                chunk)}
+        # Facts that only these episodes support go with them.
+        for chunk in _chunks(sorted(ep_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            fact_ids |= {x[0] for x in conn.execute(
+                f"select fact_id from supports where episode_id in ({marks}) and fact_id not in"
+                f" (select fact_id from supports where episode_id not in ({marks}))",
+                chunk + chunk)}
+        plan = ForgetPlan()
+        for fid, row in sorted(s.load_facts(conn, sorted(fact_ids)).items()):
+            plan.facts.append({"id": f"f{fid}", "text": row["text"], "status": row["status"]})
+        for eid, row in sorted(s.load_episodes(conn, sorted(ep_ids)).items()):
+            plan.episodes.append({"id": f"e{eid}", "text": row["text"], "uri": row["uri"],
+                                  "locator": row["locator"]})
+        for sid in sorted(src_ids):
+            row = conn.execute("select uri, kind from sources where id = ?", (sid,)).fetchone()
+            plan.sources.append({"id": sid, "uri": row[0], "kind": row[1]})
+        return plan
+
+    def forget_apply(self, plan: ForgetPlan) -> dict[str, int]:
+        """Hard-delete everything in the plan, tombstone it, and flush it out of the WAL."""
+        conn = self.store.conn
+        now = iso(utcnow())
+        fids = [int(f["id"][1:]) for f in plan.facts]
+        eids = [int(e["id"][1:]) for e in plan.episodes]
+        with self.store.transaction():
+            hashes = []
+            for chunk in _chunks(eids, 500):
+                hashes += [x[0] for x in conn.execute(
+                    f"select content_hash from episodes where id in ({','.join('?' * len(chunk))})",
+                    chunk)]
+            r.tombstone(conn, "content", hashes, now)
+            r.tombstone(conn, "uri", [x["uri"] for x in plan.sources], now)
+            retracted = r.delete_episodes(conn, eids)
+            r.delete_facts(conn, [f for f in fids if f not in set(retracted)])
+            for src in plan.sources:
+                conn.execute("delete from sources where id = ?", (src["id"],))
+        self.store.checkpoint()
+        return {"facts": len(fids), "episodes": len(eids), "sources": len(plan.sources)}
+
+    # ------------------------------------------------------------ stats, export, import
+
+    def stats(self) -> dict[str, Any]:
+        conn = self.store.conn
+
+        def one(sql: str) -> int:
+            return int(conn.execute(sql).fetchone()[0])
+
+        by_status = {row[0]: row[1] for row in conn.execute(
+            "select status, count(*) from facts group by status")}
+        by_kind = {row[0]: row[1] for row in conn.execute(
+            "select kind, count(*) from sources group by kind")}
+        counters = self.store.counters()
+        model = vectors.model_row(conn)
+        path = self.settings.db_path
+        size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+        return {
+            "facts": one("select count(*) from facts"),
+            "episodes": one("select count(*) from episodes"),
+            "sources": one("select count(*) from sources"),
+            "supports": one("select count(*) from supports"),
+            "tombstones": one("select count(*) from tombstones"),
+            "facts_by_status": by_status,
+            "sources_by_kind": by_kind,
+            "quarantined_episodes": one("select count(*) from episodes where quarantined = 1"),
+            "extraction_errors": counters.get("extraction_errors", 0),
+            "embedding_model": {"model_id": model[0], "dimensions": model[1]} if model else None,
+            "db_path": str(path),
+            "db_bytes": size,
+        }
+
+    def export(self, out: IO[str]) -> dict[str, int]:
+        """JSON lines: every source, episode, fact and support (no vectors: they are rebuilt)."""
+        conn = self.store.conn
+        counts = {}
+        for table in ("sources", "episodes", "facts", "supports"):
+            cur = conn.execute(f"select * from {table} order by rowid")
+            cols = [c[0] for c in cur.description]
+            n = 0
+            for row in cur:
+                out.write(json.dumps({"type": table[:-1], **dict(zip(cols, row, strict=True))},
+                                     ensure_ascii=False) + "\n")
+                n += 1
+            counts[table] = n
+        return counts
+
+    def import_(self, lines: Iterable[str], name: str = "<stdin>") -> dict[str, int]:
+        """Read a `cairn export` file: sources, episodes, facts and supports keep their
+        provenance; what is already stored is skipped."""
+        sources: dict[int, dict[str, Any]] = {}
+        episodes: dict[int, dict[str, Any]] = {}
+        facts: dict[int, dict[str, Any]] = {}
+        supports: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                kind = rec.pop("type")
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+                raise BadInput(f"{name}: line {n} is not a cairn export record") from None
+            if kind == "source":
+                sources[rec["id"]] = rec
+            elif kind == "episode":
+                episodes[rec["id"]] = rec
+            elif kind == "fact":
+                facts[rec["id"]] = rec
+            elif kind == "support":
+                supports[rec["episode_id"]].append(rec)
+            else:
+                raise BadInput(f"{name}: line {n} has unknown type {kind!r}")
+        by_source: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for e in episodes.values():
+            by_source[e["source_id"]].append(e)
+        added = 0
+        for sid, eps in by_source.items():
+            src = sources.get(sid)
+            if src is None:
+                continue
+            drafts, overrides = [], []
+            for e in eps:
+                drafts.append(EpisodeDraft(text=e["text"], locator=e["locator"],
+                                           speaker=e["speaker"], role=e["role"],
+                                           occurred_at=e["occurred_at"], context=e["context"]))
+                overrides.append([FactDraft(
+                    text=f["text"], kind=f["kind"], subject=f["subject"], attribute=f["attribute"],
+                    value=f["value"], valid_from=f["valid_from"], valid_to=f["valid_to"],
+                    confidence=sp["confidence"])
+                    for sp in supports.get(e["id"], []) if (f := facts.get(sp["fact_id"]))])
+            res = FileResult(src["uri"], "ingested")
+            self.ingestor.store_episodes(src["uri"], src["kind"], drafts, remove_stale=False,
+                                         result=res, facts_override=overrides)
+            added += res.episodes_added
+        return {"episodes_added": added, "facts_in_file": len(facts),
+                "episodes_in_file": len(episodes)}
+
+
+def _chunks(seq: Sequence[int], n: int) -> Iterable[list[int]]:
+    seq = list(seq)
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]

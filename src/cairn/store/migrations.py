@@ -1,0 +1,160 @@
+"""Forward-only schema migrations, applied on every open (sqlite-utils' Migrations).
+
+A released migration stays as it shipped; changes go in the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("cairn")
+
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        f"""
+        create table sources (
+            id integer primary key,
+            kind text not null,             -- note, chat, agent_session, screenshot, cli, mcp, import
+            uri text not null unique,       -- absolute path, or cli: / mcp:<client>
+            content_hash text,              -- of the whole file at the last read
+            mtime real,
+            size integer,
+            read_offset integer not null default 0,  -- bytes already read, for growing logs
+            trust_prior real not null,
+            status text not null default 'live',     -- live, deleted
+            created_at text not null,
+            updated_at text not null
+        );
+        create table episodes (
+            id integer primary key,         -- explicit: fts/vec rowids must not be renumbered
+            source_id integer not null references sources(id) on delete cascade,
+            locator text not null,          -- message id as in the input; L12-L20; x,y,w,h
+            speaker text,
+            role text not null,             -- user, assistant, other, third_party
+            occurred_at text,               -- when it happened in the source (ISO-8601 UTC)
+            text text not null,             -- verbatim, redacted
+            context text not null default '',  -- heading path, conversation title: searchable
+            content_hash text not null,     -- 'b2:' blake2b of the text
+            trust real not null,
+            quarantined integer not null default 0,  -- instruction-shaped content
+            extracted_by text,              -- name@version of the last extractor run on it
+            extraction_error text,          -- why the last extraction failed, if it did
+            created_at text not null,
+            unique (source_id, locator, content_hash)
+        );
+        create index episodes_content_hash on episodes(content_hash);
+        create index episodes_occurred_at on episodes(occurred_at);
+        create table facts (
+            id integer primary key,
+            text text not null,             -- one short self-contained statement
+            kind text not null,             -- preference, biography, relationship, event, decision, task, knowledge
+            subject text,
+            attribute text,                 -- with subject: what a contradiction is about
+            value text,
+            valid_from text,                -- when it is true in the world
+            valid_to text,
+            recorded_at text not null,
+            updated_at text not null,
+            status text not null default 'active',  -- active, superseded, quarantined, archived
+            superseded_by integer references facts(id) on delete set null,
+            trust real not null,
+            strength real not null default 1.0,
+            pinned integer not null default 0,
+            last_recalled_at text,
+            recall_count integer not null default 0,
+            project text,
+            tags text not null default '[]',  -- JSON list
+            origin text not null,           -- typed (cli/mcp remember) or extracted
+            content_hash text not null      -- of the normalised text: the MERGE key
+        );
+        create index facts_content_hash on facts(content_hash);
+        create index facts_subject_attribute on facts(subject, attribute);
+        create index facts_status on facts(status);
+        create table supports (
+            fact_id integer not null references facts(id) on delete cascade,
+            episode_id integer not null references episodes(id) on delete cascade,
+            extractor text not null,        -- name@version
+            confidence real not null,
+            created_at text not null,
+            primary key (fact_id, episode_id)
+        );
+        create index supports_episode on supports(episode_id);
+        create table tombstones (
+            id integer primary key,
+            kind text not null,             -- content (a hash) or uri
+            value text not null,
+            created_at text not null,
+            unique (kind, value)
+        );
+        create table job_runs (
+            id integer primary key,
+            job text not null,
+            started_at text not null,
+            finished_at text,
+            counts text not null default '{{}}',
+            dry_run integer not null default 0,
+            error text
+        );
+        create table embedding_models (
+            id integer primary key,
+            model_id text not null,
+            dimensions integer not null,
+            created_at text not null
+        );
+        create table counters (name text primary key, value integer not null default 0);
+
+        create virtual table facts_fts using fts5(
+            text, subject, content='facts', content_rowid='id', tokenize='{FTS_TOKENIZE}');
+        insert into facts_fts(facts_fts, rank) values ('secure-delete', 1);
+        create trigger facts_ai after insert on facts begin
+            insert into facts_fts(rowid, text, subject) values (new.id, new.text, new.subject);
+        end;
+        create trigger facts_ad after delete on facts begin
+            insert into facts_fts(facts_fts, rowid, text, subject)
+                values ('delete', old.id, old.text, old.subject);
+        end;
+        create trigger facts_au after update of text, subject on facts begin
+            insert into facts_fts(facts_fts, rowid, text, subject)
+                values ('delete', old.id, old.text, old.subject);
+            insert into facts_fts(rowid, text, subject) values (new.id, new.text, new.subject);
+        end;
+
+        create virtual table episodes_fts using fts5(
+            text, speaker, context, content='episodes', content_rowid='id',
+            tokenize='{FTS_TOKENIZE}');
+        insert into episodes_fts(episodes_fts, rank) values ('secure-delete', 1);
+        create trigger episodes_ai after insert on episodes begin
+            insert into episodes_fts(rowid, text, speaker, context)
+                values (new.id, new.text, new.speaker, new.context);
+        end;
+        create trigger episodes_ad after delete on episodes begin
+            insert into episodes_fts(episodes_fts, rowid, text, speaker, context)
+                values ('delete', old.id, old.text, old.speaker, old.context);
+        end;
+        create trigger episodes_au after update of text, speaker, context on episodes begin
+            insert into episodes_fts(episodes_fts, rowid, text, speaker, context)
+                values ('delete', old.id, old.text, old.speaker, old.context);
+            insert into episodes_fts(rowid, text, speaker, context)
+                values (new.id, new.text, new.speaker, new.context);
+        end;
+        """
+    )
+
+
+def apply_migrations(conn: Any) -> None:
+    """Apply pending migrations under the writer lock, so two processes opening a new
+    store at once do not both create it."""
+    db = Database(conn)
+    if not migrations.pending(db):
+        return
+    from cairn.store.db import write_transaction
+
+    with write_transaction(conn):
+        migrations.apply(db)

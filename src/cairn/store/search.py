@@ -1,0 +1,90 @@
+"""Search primitives: FTS5 bm25 over facts and episodes, and loading hit rows with provenance."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Words that carry no topic: left out of the OR query so they do not match everything.
+STOPWORDS = frozenset(
+    """a an and are as at be been but by can could did do does for from had has have he her
+    hers him his how i if in into is it its me my of on or our she so than that the their them
+    then there these they this those to was we were what when where which who whom why will
+    with would you your yours about any all am just not no yes also ever""".split()
+)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 OR-query of the text's words, each quoted so user text is never FTS syntax."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    keep = [w for w in words if w not in STOPWORDS and len(w) > 1] or words
+    seen: dict[str, None] = {}
+    for w in keep:
+        seen.setdefault(w, None)
+    if not seen:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in seen)
+
+
+def fts(conn: Any, table: str, query: str, k: int) -> list[tuple[int, float]]:
+    """Rows matching the query, best bm25 first (bm25 is lower-is-better; returned negated)."""
+    assert table in ("facts", "episodes")
+    q = fts_query(query)
+    if q is None:
+        return []
+    rows = conn.execute(
+        f"select rowid, bm25({table}_fts) from {table}_fts where {table}_fts match ?"
+        f" order by bm25({table}_fts) limit ?",
+        (q, k),
+    ).fetchall()
+    return [(int(r[0]), -float(r[1])) for r in rows]
+
+
+def load_facts(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    cur = conn.execute(
+        "select id, text, kind, subject, attribute, value, valid_from, valid_to, recorded_at,"
+        f" status, trust, strength, pinned, project, last_recalled_at from facts where id in ({marks})",
+        list(ids),
+    )
+    cols = [c[0] for c in cur.description]
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+
+def load_episodes(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    cur = conn.execute(
+        "select e.id, e.text, e.locator, e.speaker, e.role, e.occurred_at, e.trust, e.quarantined,"
+        " e.created_at, e.context, s.kind as source_kind, s.uri"
+        f" from episodes e join sources s on s.id = e.source_id where e.id in ({marks})",
+        list(ids),
+    )
+    cols = [c[0] for c in cur.description]
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+
+def fact_sources(conn: Any, fact_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Provenance of facts: the episodes that support each, oldest first."""
+    out: dict[int, list[dict[str, Any]]] = {f: [] for f in fact_ids}
+    if not fact_ids:
+        return out
+    marks = ",".join("?" * len(fact_ids))
+    cur = conn.execute(
+        "select sp.fact_id, e.id as episode_id, s.kind, s.uri, e.locator, e.speaker, e.role,"
+        " e.occurred_at, e.text from supports sp join episodes e on e.id = sp.episode_id"
+        f" join sources s on s.id = e.source_id where sp.fact_id in ({marks})"
+        " order by sp.fact_id, e.occurred_at, e.id",
+        list(fact_ids),
+    )
+    cols = [c[0] for c in cur.description]
+    for r in cur.fetchall():
+        d = dict(zip(cols, r, strict=True))
+        out[d["fact_id"]].append(d)
+    return out
