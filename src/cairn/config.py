@@ -128,3 +128,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if extractor := env.get("CAIRN_EXTRACTOR"):
         values.setdefault("extraction", {})["extractor"] = extractor
     return Settings(db_path=db_path(), config_path=cfg, log_dir=log_dir(), values=values)
+
+
+def parse_value(raw: str) -> Any:
+    """A value typed on the command line: TOML if it parses (numbers, lists, booleans), else text."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def set_config_value(key: str, raw: str, path: Path | None = None) -> tuple[Path, Any]:
+    """Write section.key = value into config.toml, keeping the other keys; returns the value."""
+    import tomli_w
+
+    section, _, name = key.partition(".")
+    if section not in DEFAULTS or name not in DEFAULTS[section]:
+        known = ", ".join(f"{s}.{k}" for s, keys in DEFAULTS.items() for k in keys)
+        raise ConfigError(f"unknown key {key!r}; known keys: {known}")
+    path = path or config_path()
+    data = read_config_file(path)
+    value = parse_value(raw)
+    if section == "sources" and isinstance(value, str):
+        value = [value]
+    data.setdefault(section, {})[name] = value
+    ensure_private_dir(path.parent)
+    tmp = path.with_suffix(".toml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    os.replace(tmp, path)
+    return path, value

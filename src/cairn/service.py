@@ -226,17 +226,29 @@ class Memory:
             p["final"] = p["rrf"] * factor
             scored.append((p["final"], kind, rid))
         scored.sort(key=lambda t: (-t[0], t[1], t[2]))
-        fact_ids = [rid for _, kd, rid in scored if kd == "fact"]
-        provenance = s.fact_sources(conn, fact_ids[: 4 * limit + 20])
+        top = scored[: 4 * limit + 20]
+        fact_ids = [rid for _, kd, rid in top if kd == "fact"]
+        provenance = s.fact_sources(conn, fact_ids)
+        # A fact in the very words of its episode (a typed memory, a one-sentence message) is
+        # one memory, not two: show the fact, which carries the episode as its source.
+        same_as_fact: dict[int, int] = {}
+        for fid in fact_ids:
+            text = fact_rows[fid]["text"].strip().lower()
+            for x in provenance.get(fid, []):
+                if x["text"].strip().lower() == text:
+                    same_as_fact.setdefault(int(x["episode_id"]), fid)
+        best: dict[tuple[str, int], float] = {}
+        for score, kind, rid in top:
+            key = ("fact", same_as_fact[rid]) if kind == "episode" and rid in same_as_fact \
+                else (kind, rid)
+            best[key] = max(best.get(key, 0.0), score)
+        ranked = sorted(((sc, kd, rid) for (kd, rid), sc in best.items()),
+                        key=lambda t: (-t[0], t[1], t[2]))
         hits: list[Hit] = []
-        emitted_eps: set[int] = set()
-        covered_eps: set[int] = set()
-        for score, kind, rid in scored:
+        for score, kind, rid in ranked:
             if len(hits) >= limit:
                 break
             if kind == "episode":
-                if rid in covered_eps:
-                    continue
                 e = ep_rows[rid]
                 hits.append(Hit(
                     id=f"e{rid}", kind="episode", text=e["text"], score=score, trust=e["trust"],
@@ -245,18 +257,9 @@ class Memory:
                     sources=[SourceRef(e["source_kind"], e["uri"], e["locator"], e["speaker"],
                                        e["role"], e["occurred_at"])],
                     explain=parts[(kind, rid)] if explain else None))
-                emitted_eps.add(rid)
             else:
                 f = fact_rows[rid]
-                prov = provenance.get(rid)
-                if prov is None:
-                    prov = s.fact_sources(conn, [rid])[rid]
-                ep_ids = {x["episode_id"] for x in prov}
-                same_text = any(x["text"].strip().lower() == f["text"].strip().lower()
-                                for x in prov)
-                if ep_ids and ep_ids <= emitted_eps and same_text:
-                    continue
-                covered_eps |= ep_ids
+                prov = provenance.get(rid) or s.fact_sources(conn, [rid]).get(rid, [])
                 hits.append(Hit(
                     id=f"f{rid}", kind="fact", text=f["text"], score=score, trust=f["trust"],
                     status=f["status"], valid_from=f["valid_from"], valid_to=f["valid_to"],
