@@ -27,6 +27,23 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 MIN_VECTOR_SIM = 0.12  # a vector-only candidate below this is noise, not a memory
 ID_RE = re.compile(r"^([fe])(\d+)$")
+REPLY_FROM_TOP = 10     # questions among the candidates whose reply is lifted
+REPLY_SHARE = 0.5       # share of a question's fused score its reply receives
+SPEAKER_BOOST = 1.15    # the query names who said it ("what did Ana say about …")
+QUESTION_FACTOR = 0.85
+GROUP_SHARE = 0.3       # a fact and its one episode both matching: the second adds this share  # a message that only asks is rarely the memory wanted
+_SENTENCE_END = re.compile(r"[.!…](?:\s|$)")
+
+
+def _is_question(text: str) -> bool:
+    return "?" in text
+
+
+def _only_questions(text: str) -> bool:
+    """No statement in it: every sentence ends with a question mark (or is a short interjection)."""
+    statements = [x for x in _SENTENCE_END.split(text)
+                  if len(x.split()) > 3 and "?" not in x]
+    return not statements
 
 
 @dataclass
@@ -214,6 +231,23 @@ class Memory:
                 p["bm25" if name.endswith("fts") else "vector_sim"] = raw
         fact_rows = s.load_facts(conn, [i for kd, i in parts if kd == "fact"])
         ep_rows = s.load_episodes(conn, [i for kd, i in parts if kd == "episode"])
+        # In a conversation the answer to a question is the next message: a question that
+        # matches passes part of its score to the reply.
+        asked = sorted(((p["rrf"], rid) for (kd, rid), p in parts.items()
+                        if kd == "episode" and rid in ep_rows and _is_question(ep_rows[rid]["text"])
+                        and ep_rows[rid]["source_kind"] in ("chat", "agent_session")),
+                       reverse=True)[:REPLY_FROM_TOP]
+        replies = s.next_episodes(conn, [rid for _, rid in asked])
+        for score, rid in asked:
+            nxt = replies.get(rid)
+            if nxt is None:
+                continue
+            p = parts[("episode", nxt)]
+            p["reply_to_question"] = REPLY_SHARE * score
+            p["rrf"] += REPLY_SHARE * score
+        missing_eps = [rid for kd, rid in parts if kd == "episode" and rid not in ep_rows]
+        ep_rows.update(s.load_episodes(conn, missing_eps))
+        speakers = s.named_speakers(conn, query)
         win = window(query, as_of_dt or now)
         scored: list[tuple[float, str, int]] = []
         for (kind, rid), p in parts.items():
@@ -223,25 +257,38 @@ class Memory:
             factor = self._adjust(kind, row, p, as_of_dt, project, include_quarantined, win, now)
             if factor is None:
                 continue
+            if speakers and (row.get("speaker") if kind == "episode" else row.get("subject")) \
+                    in speakers:
+                p["speaker_factor"] = SPEAKER_BOOST
+                factor *= SPEAKER_BOOST
+            if kind == "episode" and _is_question(row["text"]) and _only_questions(row["text"]):
+                p["question_factor"] = QUESTION_FACTOR
+                factor *= QUESTION_FACTOR
             p["final"] = p["rrf"] * factor
             scored.append((p["final"], kind, rid))
         scored.sort(key=lambda t: (-t[0], t[1], t[2]))
         top = scored[: 4 * limit + 20]
         fact_ids = [rid for _, kd, rid in top if kd == "fact"]
         provenance = s.fact_sources(conn, fact_ids)
-        # A fact in the very words of its episode (a typed memory, a one-sentence message) is
-        # one memory, not two: show the fact, which carries the episode as its source.
-        same_as_fact: dict[int, int] = {}
+        # A fact drawn from one episode alone (a typed memory, a sentence of a message) and that
+        # episode are one memory, not two: the best-scoring of them is shown, with the episode
+        # as its source, and the other's evidence adds to its score.
+        group_of: dict[tuple[str, int], int] = {}
         for fid in fact_ids:
-            text = fact_rows[fid]["text"].strip().lower()
-            for x in provenance.get(fid, []):
-                if x["text"].strip().lower() == text:
-                    same_as_fact.setdefault(int(x["episode_id"]), fid)
-        best: dict[tuple[str, int], float] = {}
+            prov = provenance.get(fid, [])
+            if len(prov) == 1:
+                group_of[("fact", fid)] = int(prov[0]["episode_id"])
+        members: dict[tuple[str, int], list[tuple[float, str, int]]] = defaultdict(list)
         for score, kind, rid in top:
-            key = ("fact", same_as_fact[rid]) if kind == "episode" and rid in same_as_fact \
-                else (kind, rid)
-            best[key] = max(best.get(key, 0.0), score)
+            g = ("ep", group_of.get((kind, rid), rid)) if kind == "episode" or (kind, rid) \
+                in group_of else (kind, rid)
+            members[g].append((score, kind, rid))
+        best: dict[tuple[str, int], float] = {}
+        for group in members.values():
+            group.sort(key=lambda t: (-t[0], t[1] != "fact", t[2]))
+            lead = group[0]
+            bonus = GROUP_SHARE * group[1][0] if len(group) > 1 else 0.0
+            best[(lead[1], lead[2])] = lead[0] + bonus
         ranked = sorted(((sc, kd, rid) for (kd, rid), sc in best.items()),
                         key=lambda t: (-t[0], t[1], t[2]))
         hits: list[Hit] = []
@@ -334,6 +381,49 @@ class Memory:
             from cairn.store.db import BUSY_TIMEOUT_MS
 
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    # ------------------------------------------------------------ browse
+
+    def get(self, memory_id: str) -> Hit:
+        """One memory by id, with every source it came from."""
+        kind, rid = parse_id(memory_id)
+        conn = self.store.conn
+        if kind == "fact":
+            rows = s.load_facts(conn, [rid])
+            if rid not in rows:
+                raise NotFound(f"no memory with id {memory_id}")
+            f = rows[rid]
+            prov = s.fact_sources(conn, [rid]).get(rid, [])
+            return Hit(id=f"f{rid}", kind="fact", text=f["text"], score=0.0, trust=f["trust"],
+                       status=f["status"], valid_from=f["valid_from"], valid_to=f["valid_to"],
+                       recorded_at=f["recorded_at"], project=f["project"],
+                       sources=[SourceRef(x["kind"], x["uri"], x["locator"], x["speaker"],
+                                          x["role"], x["occurred_at"]) for x in prov])
+        eps = s.load_episodes(conn, [rid])
+        if rid not in eps:
+            raise NotFound(f"no memory with id {memory_id}")
+        e = eps[rid]
+        return Hit(id=f"e{rid}", kind="episode", text=e["text"], score=0.0, trust=e["trust"],
+                   status="quarantined" if e["quarantined"] else "active",
+                   valid_from=e["occurred_at"], valid_to=None, recorded_at=e["created_at"],
+                   sources=[SourceRef(e["source_kind"], e["uri"], e["locator"], e["speaker"],
+                                      e["role"], e["occurred_at"])])
+
+    def recent(self, *, limit: int = 10, offset: int = 0, project: str | None = None,
+               include_quarantined: bool = False) -> list[Hit]:
+        """The newest facts first (what was learned lately), paginated."""
+        conn = self.store.conn
+        where = ["status != 'superseded'"]
+        args: list[Any] = []
+        if not include_quarantined:
+            where.append("status != 'quarantined'")
+        if project is not None:
+            where.append("(project is null or project = ?)")
+            args.append(project)
+        ids = [x[0] for x in conn.execute(
+            f"select id from facts where {' and '.join(where)}"
+            " order by recorded_at desc, id desc limit ? offset ?", (*args, limit, offset))]
+        return [self.get(f"f{i}") for i in ids]
 
     # ------------------------------------------------------------ ingest
 

@@ -287,7 +287,7 @@ class Ingestor:
             ep_drafts = [p[0] for p in chunk]
             facts, ex_error = self._extract(ep_drafts, chunk, facts_override)
             ep_vecs = self.embedder.embed([embed_text(d) for d in ep_drafts]) if chunk else None
-            fact_vecs = self._embed_facts(facts)
+            fact_vecs = self._embed_facts(facts, ep_drafts, ep_vecs)
             with self.store.transaction():
                 if source_id is None:
                     source_id = r.upsert_source(conn, uri, kind, now)
@@ -345,13 +345,21 @@ class Ingestor:
             log.warning("extraction failed for %d episodes: %r", len(drafts), e)
             return [[] for _ in drafts], f"{type(e).__name__}: {e}"[:300]
 
-    def _embed_facts(self, facts: list[list[FactDraft]]) -> dict[str, np.ndarray]:
+    def _embed_facts(self, facts: list[list[FactDraft]], drafts: Sequence[EpisodeDraft] = (),
+                     ep_vecs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         texts: dict[str, str] = {}
-        for fl in facts:
+        reuse: dict[str, np.ndarray] = {}
+        for i, fl in enumerate(facts):
             for f in fl:
-                texts.setdefault(fact_hash(f.text), f.text)
-        if not texts:
-            return {}
+                h = fact_hash(f.text)
+                # Trigger: a one-fact episode (a short message, a typed memory). Outcome: the fact
+                # is that episode in the third person; its vector is the episode's, not re-embedded
+                # (this halves ingest time on chats).
+                if len(fl) == 1 and ep_vecs is not None and i < len(drafts) \
+                        and _one_sentence(drafts[i].text):
+                    reuse.setdefault(h, ep_vecs[i])
+                else:
+                    texts.setdefault(h, f.text)
         conn = self.store.conn
         hashes = list(texts)
         known: set[str] = set()
@@ -361,10 +369,11 @@ class Ingestor:
                 f"select content_hash from facts where content_hash in ({','.join('?' * len(part))})",
                 part))
         todo = [h for h in hashes if h not in known]
-        if not todo:
-            return {}
-        vecs = self.embedder.embed([texts[h] for h in todo])
-        return {h: vecs[i] for i, h in enumerate(todo)}
+        out = {h: v for h, v in reuse.items() if h not in texts}
+        if todo:
+            vecs = self.embedder.embed([texts[h] for h in todo])
+            out.update({h: vecs[i] for i, h in enumerate(todo)})
+        return out
 
     def backfill_vectors(self, batch: int = 256) -> int:
         """Embed rows that have no vector (after a model change or an interrupted run)."""
@@ -389,6 +398,177 @@ class Ingestor:
                     vectors.put(conn, table, [x[0] for x in rows], vecs)
                 done += len(rows)
         return done
+
+    # ------------------------------------------------------------ watched folders (the daemon)
+
+    def known_sources(self, root: Path) -> dict[str, tuple[float | None, int | None, str,
+                                                           str | None]]:
+        """Sources stored under a folder: uri -> (mtime, size, status, content_hash)."""
+        prefix = str(root).rstrip(os.sep) + os.sep
+        upper = prefix[:-1] + chr(ord(os.sep) + 1)  # every string that starts with prefix
+        rows = self.store.conn.execute(
+            "select uri, mtime, size, status, content_hash from sources"
+            " where uri >= ? and uri < ?", (prefix, upper))
+        return {x[0]: (x[1], x[2], x[3], x[4]) for x in rows}
+
+    def sniff(self, path: Path) -> str | None:
+        """The kind of source a file is (note, chat, agent_session, screenshot), or None."""
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            return None
+        picked = adapter_for(path, head)
+        return picked[0] if picked else None
+
+    def ingest_watched(self, path: Path, *,
+                       kinds: frozenset[str] | None = None) -> FileResult | None:
+        """What the daemon calls for a file that changed under a watched folder.
+
+        A file whose mtime and size match its stored source is not read again; agent session
+        logs are read from where the last read stopped; a file that comes back after being
+        deleted is read again in full. None: not a kind of file this folder is watched for.
+        """
+        shown = str(path)
+        try:
+            path = path.resolve()
+            st = path.stat()
+        except FileNotFoundError:
+            # Trigger: the file went between the event and now. Outcome: it is a delete.
+            return self.source_deleted(path)
+        except (OSError, RuntimeError) as e:
+            return FileResult(shown, "error", f"cannot read ({getattr(e, 'strerror', None) or e})")
+        uri = str(path)
+        conn = self.store.conn
+        src = r.get_source(conn, uri)
+        if (src and src["status"] == "live" and src["content_hash"]
+                and src["mtime"] == st.st_mtime and src["size"] == st.st_size):
+            return FileResult(shown, "unchanged")
+        kind = self.sniff(path)
+        if kind is None or (kinds is not None and kind not in kinds):
+            return None
+        if src and src["status"] == "deleted":
+            with self.store.transaction():
+                conn.execute("update sources set status = 'live', content_hash = null,"
+                             " read_offset = 0 where id = ?", (src["id"],))
+        if kind == "agent_session":
+            res = self.ingest_growing(path, shown=shown)
+        else:
+            res = self.ingest_file(path, explicit=False)
+        if res is not None and res.status == "unchanged":
+            # Touched, not edited: remember the new mtime so the next rescan skips it unread.
+            with self.store.transaction():
+                conn.execute("update sources set mtime = ?, size = ? where uri = ?",
+                             (st.st_mtime, st.st_size, uri))
+        return res
+
+    def ingest_growing(self, path: Path, *, shown: str | None = None) -> FileResult | None:
+        """Read an agent session log incrementally: only the lines after the last read.
+
+        The stored hash of the file at the last read checks that the file only grew; a file
+        that was rewritten is read again from the start, dropping episodes that went.
+        """
+        import fnmatch
+
+        shown = shown or str(path)
+        try:
+            path = path.resolve()
+        except (OSError, RuntimeError) as e:
+            return FileResult(shown, "error", f"cannot resolve path ({e})")
+        if any(fnmatch.fnmatch(str(path), pat) for pat in self.exclude):
+            return FileResult(shown, "skipped", "excluded by [privacy] exclude")
+        uri = str(path)
+        conn = self.store.conn
+        if r.tombstoned(conn, "uri", [uri]):
+            return FileResult(shown, "skipped", "forgotten (cairn forget --source); not re-read")
+        try:
+            st = path.stat()
+            if st.st_size > MAX_BYTES["agent_session"]:
+                return FileResult(shown, "error", f"too large ({st.st_size / MB:.1f} MB > "
+                                  f"{MAX_BYTES['agent_session'] // MB} MB for an agent_session)")
+            data = path.read_bytes()
+        except OSError as e:
+            return FileResult(shown, "error", f"cannot read ({e.strerror or e})")
+        if not data.strip():
+            return FileResult(shown, "skipped", "empty file")
+        mod = importlib.import_module("cairn.ingest.sources.agent_sessions")
+        fhash = content_hash_bytes(data)
+        src = r.get_source(conn, uri)
+        offset = 0
+        if src and src["status"] == "live" and src["content_hash"]:
+            if src["content_hash"] == fhash:
+                return FileResult(shown, "unchanged")
+            old = int(src["size"] or 0)
+            if (0 < int(src["read_offset"]) <= old <= len(data)
+                    and content_hash_bytes(data[:old]) == src["content_hash"]):
+                offset = int(src["read_offset"])
+        try:
+            parsed, end = mod.parse_from(path, data, offset, mtime=st.st_mtime)
+        except BadInput as e:
+            return FileResult(shown, "error", str(e))
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError, MemoryError) as e:
+            log.warning("adapter agent_session failed on %s: %r", path, e)
+            return FileResult(shown, "error",
+                              f"cannot parse as agent_session ({type(e).__name__}: {e})")
+        res = FileResult(shown, "ingested", records_skipped=list(parsed.skipped))
+        self.store_episodes(uri, "agent_session", parsed.episodes, remove_stale=offset == 0,
+                            result=res, file_hash=fhash, mtime=st.st_mtime, size=len(data),
+                            read_offset=end)
+        return res
+
+    def source_deleted(self, path: Path | str) -> FileResult:
+        """A watched file went: remove its episodes, retract the facts only it supported
+        (a fact another source supports stays) and mark the source deleted."""
+        uri = str(Path(path).resolve())
+        conn = self.store.conn
+        res = FileResult(str(path), "deleted")
+        src = r.get_source(conn, uri)
+        if src is None or src["status"] == "deleted":
+            res.status = "unchanged"
+            return res
+        ids = [x[0] for x in conn.execute(
+            "select id from episodes where source_id = ? order by id", (src["id"],))]
+        # Chunked so a deleted export of 100k messages does not hold the write lock for
+        # seconds; the source is marked deleted with the last chunk, so a kill half-way
+        # leaves it live and the next scan finishes the job.
+        for start in range(0, max(len(ids), 1), CHUNK * 4):
+            part = ids[start:start + CHUNK * 4]
+            with self.store.transaction():
+                res.facts_retracted += len(r.delete_episodes(conn, part))
+                res.episodes_removed += len(part)
+                if start + CHUNK * 4 >= len(ids):
+                    conn.execute(
+                        "update sources set status = 'deleted', content_hash = null, mtime = null,"
+                        " size = null, read_offset = 0, updated_at = ? where id = ?",
+                        (iso(utcnow()), src["id"]))
+        return res
+
+    def source_moved(self, old: Path | str, new: Path | str) -> bool:
+        """A watched file was renamed: point its source at the new path, so its episodes and
+        facts keep their ids. False when there is nothing to move (the old path is not a live
+        source, or the new one already is)."""
+        old_uri, new_uri = str(Path(old).resolve()), str(Path(new).resolve())
+        if old_uri == new_uri:
+            return False
+        conn = self.store.conn
+        if r.tombstoned(conn, "uri", [new_uri]):
+            return False
+        with self.store.transaction():
+            src = r.get_source(conn, old_uri)
+            if src is None or src["status"] != "live":
+                return False
+            dst = r.get_source(conn, new_uri)
+            if dst is not None:
+                if dst["status"] == "live":
+                    return False
+                conn.execute("delete from sources where id = ?", (dst["id"],))
+            conn.execute("update sources set uri = ?, updated_at = ? where id = ?",
+                         (new_uri, iso(utcnow()), src["id"]))
+        return True
+
+
+def _one_sentence(text: str) -> bool:
+    return len(text) < 300 and text.count(". ") + text.count("! ") + text.count("? ") == 0
 
 
 def content_hash_bytes(data: bytes) -> str:

@@ -58,12 +58,13 @@ def load_sqlite_vec(conn: Any) -> None:
         ) from None
 
 
-def connect(path: Path, *, migrate: bool = True, readonly: bool = False) -> Any:
+def connect(path: Path | str, *, migrate: bool = True, readonly: bool = False) -> Any:
     """Open the store: pysqlite3 with sqlite-vec loaded, WAL, busy timeout, foreign keys, migrated.
 
     The connection is in autocommit mode; writes go through `write_transaction`.
     """
     sqlite3 = _driver()
+    path = Path(path)
     if readonly:
         if not path.exists():
             raise CairnError(f"no store at {path}. Run 'cairn remember' or 'cairn ingest' first.")

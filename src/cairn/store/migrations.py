@@ -51,6 +51,8 @@ def m001_initial(db: Database) -> None:
         );
         create index episodes_content_hash on episodes(content_hash);
         create index episodes_occurred_at on episodes(occurred_at);
+        create index episodes_source on episodes(source_id);
+        create index episodes_speaker on episodes(speaker);
         create table facts (
             id integer primary key,
             text text not null,             -- one short self-contained statement

@@ -62,7 +62,7 @@ def load_episodes(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     marks = ",".join("?" * len(ids))
     cur = conn.execute(
         "select e.id, e.text, e.locator, e.speaker, e.role, e.occurred_at, e.trust, e.quarantined,"
-        " e.created_at, e.context, s.kind as source_kind, s.uri"
+        " e.created_at, e.context, e.source_id, s.kind as source_kind, s.uri"
         f" from episodes e join sources s on s.id = e.source_id where e.id in ({marks})",
         list(ids),
     )
@@ -88,3 +88,25 @@ def fact_sources(conn: Any, fact_ids: Sequence[int]) -> dict[int, list[dict[str,
         d = dict(zip(cols, r, strict=True))
         out[d["fact_id"]].append(d)
     return out
+
+
+def next_episodes(conn: Any, ids: Sequence[int]) -> dict[int, int]:
+    """For each episode, the one right after it in the same source (the reply to a message)."""
+    out: dict[int, int] = {}
+    for eid in ids:
+        row = conn.execute(
+            "select n.id from episodes e join episodes n on n.source_id = e.source_id"
+            " and n.id > e.id where e.id = ? order by n.id limit 1", (eid,)).fetchone()
+        if row:
+            out[eid] = int(row[0])
+    return out
+
+
+_NAME = re.compile(r"\b[A-Z][a-z]{1,30}\b")
+
+
+def named_speakers(conn: Any, query: str) -> set[str]:
+    """Capitalised words of the query that are speakers in the store ("what did Ana say")."""
+    names = {w for w in _NAME.findall(query) if w.lower() not in STOPWORDS}
+    return {n for n in names
+            if conn.execute("select 1 from episodes where speaker = ? limit 1", (n,)).fetchone()}

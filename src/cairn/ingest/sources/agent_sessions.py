@@ -85,9 +85,9 @@ def _sniff(head: bytes) -> str | None:
     if _CODEX_LEGACY_HEAD.match(first) and (b'"instructions"' in first or
                                             b'"record_type"' in head):
         return "codex_legacy"
-    if _CLAUDE_HEAD.search(first) and (b'"type"' in first):
-        if b'"sessionId"' not in first or _CLAUDE_HEAD_MSG.search(first) or b'"uuid"' in first:
-            return "claude"
+    if _CLAUDE_HEAD.search(first) and b'"type"' in first and (
+            b'"sessionId"' not in first or _CLAUDE_HEAD_MSG.search(first) or b'"uuid"' in first):
+        return "claude"
     return None
 
 
@@ -97,7 +97,7 @@ def parse(path: Path, data: bytes, *, mtime: float | None = None) -> ParsedSourc
         raise BadInput("empty file")
     if b"\x00" in data[:8192]:
         raise BadInput("binary file (NUL bytes), not a session log")
-    episodes, skipped, end, readable = _read(path, data, 0, mtime)
+    episodes, skipped, end, readable = _read(data, 0, mtime)
     if data[end:].strip():
         n = data.count(b"\n", 0, end) + 1
         skipped.append(f"line {n}: truncated JSON (no end of line; still being written?)")
@@ -114,11 +114,11 @@ def parse_from(path: Path, data: bytes, offset: int, *,
     An offset past the end or inside a line means the file was replaced: it is read again
     from the start. Lines before `offset` are only looked at for the session's project.
     """
-    episodes, skipped, end, _ = _read(path, data, offset, mtime)
+    episodes, skipped, end, _ = _read(data, offset, mtime)
     return ParsedSource(kind="agent_session", episodes=episodes, skipped=skipped), end
 
 
-def _read(path: Path, data: bytes, offset: int, mtime: float | None,
+def _read(data: bytes, offset: int, mtime: float | None,
           ) -> tuple[list[EpisodeDraft], list[str], int, int]:
     """Episodes, skip reasons, the end of the last complete line, and how many lines were
     JSON objects."""
@@ -284,7 +284,7 @@ def _user_text(text: str) -> str:
 
 
 def _assistant_text(text: str) -> str:
-    text = clean_text(_INJECTED.sub("", text))
+    text = clean_text(text)
     return "" if text in _EMPTY_ASSISTANT else text
 
 

@@ -48,7 +48,7 @@ def parse(path: Path, data: bytes, *, mtime: float | None = None) -> ParsedSourc
     skipped: list[str] = []
     conversations = list(_conversations(text, skipped))
     if not conversations:
-        raise BadInput(skipped[0] if skipped else "no conversations found")
+        raise BadInput("; ".join(skipped[:2]) if skipped else "no conversations found")
     episodes: list[EpisodeDraft] = []
     seen: set[str] = set()
     recognised = 0
@@ -79,8 +79,10 @@ def parse(path: Path, data: bytes, *, mtime: float | None = None) -> ParsedSourc
 
 def _conversations(text: str, skipped: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """The conversation objects, one at a time; a truncated list yields its complete items."""
-    s = text.lstrip()
-    if s.startswith("{"):
+    # Offsets into `text`, not stripped copies: an export can be hundreds of megabytes.
+    s = text
+    start = _skip_ws(s, 0)
+    if s.startswith("{", start):
         try:
             obj = json.loads(s)
         except json.JSONDecodeError as e:
@@ -96,14 +98,14 @@ def _conversations(text: str, skipped: list[str]) -> Iterator[tuple[int, dict[st
             else:
                 skipped.append(f"conversation {n}: not a JSON object")
         return
-    if not s.startswith("["):
+    if not s.startswith("[", start):
         skipped.append("not a JSON list of conversations")
         return
     # Trigger: a 300 MB export cut short by a failed download or a full disk.
     # Why: json.loads would lose every conversation for one bad byte at the end.
     # Outcome: decode item by item and keep everything before the damage.
     dec = json.JSONDecoder()
-    i, n, end = 1, 0, len(s)
+    i, n, end = start + 1, 0, len(s)
     while True:
         i = _skip_ws(s, i)
         if i >= end:
@@ -115,7 +117,11 @@ def _conversations(text: str, skipped: list[str]) -> Iterator[tuple[int, dict[st
         try:
             item, i = dec.raw_decode(s, i)
         except json.JSONDecodeError as e:
-            what = "truncated" if _skip_ws(s, e.pos) >= end else "invalid"
+            # A file cut short no longer ends with the list's ']'.
+            last = len(s) - 1
+            while last > 0 and s[last] in " \t\r\n":
+                last -= 1
+            what = "invalid" if s[last] == "]" else "truncated"
             skipped.append(f"conversation {n} onwards: {what} JSON ({e.msg} at line {e.lineno})")
             return
         except RecursionError:
@@ -170,11 +176,11 @@ def _chatgpt(conv: dict[str, Any], label: str, skipped: list[str]) -> list[Episo
         if not isinstance(msg, dict):
             skipped.append(f"{label}: node {node_id!r} has a malformed message")
             continue
-        author = msg.get("author") if isinstance(msg.get("author"), dict) else {}
+        author = _obj(msg.get("author"))
         role = _CHATGPT_ROLES.get(str(author.get("role") or "").lower())
         if role is None:  # system, tool
             continue
-        meta = msg.get("metadata") if isinstance(msg.get("metadata"), dict) else {}
+        meta = _obj(msg.get("metadata"))
         if meta.get("is_visually_hidden_from_conversation") or meta.get("is_user_system_message"):
             continue
         recipient = msg.get("recipient")
@@ -198,6 +204,10 @@ def _chatgpt(conv: dict[str, Any], label: str, skipped: list[str]) -> list[Episo
             context=title,
         ))
     return out
+
+
+def _obj(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _chatgpt_parts(parts: object) -> str:
