@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from cairn.errors import BadInput
+
 _MONTHS = {m: i + 1 for i, m in enumerate(
     "january february march april may june july august september october november december".split())}
 _MONTHS.update({k[:3]: v for k, v in list(_MONTHS.items())})
@@ -25,7 +27,11 @@ def parse_as_of(value: str) -> datetime:
     if re.fullmatch(r"\d{4}", s):
         return datetime(int(s), 12, 31, 23, 59, 59, tzinfo=UTC)
     s = s[:-1] + "+00:00" if s.endswith("Z") else s
-    dt = datetime.fromisoformat(s)
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        raise BadInput(f"--as-of {value!r} is not a date: use 2026-05-01, 2026-05, 2026"
+                       " or an ISO time like 2026-05-01T09:30:00Z") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 

@@ -271,8 +271,8 @@ class Memory:
         fact_ids = [rid for _, kd, rid in top if kd == "fact"]
         provenance = s.fact_sources(conn, fact_ids)
         # A fact drawn from one episode alone (a typed memory, a sentence of a message) and that
-        # episode are one memory, not two: the best-scoring of them is shown, with the episode
-        # as its source, and the other's evidence adds to its score.
+        # episode are one memory, not two: the fact is shown, with the episode as its source,
+        # scored by the better of the two plus a share of the other.
         group_of: dict[tuple[str, int], int] = {}
         for fid in fact_ids:
             prov = provenance.get(fid, [])
@@ -286,9 +286,9 @@ class Memory:
         best: dict[tuple[str, int], float] = {}
         for group in members.values():
             group.sort(key=lambda t: (-t[0], t[1] != "fact", t[2]))
-            lead = group[0]
-            bonus = GROUP_SHARE * group[1][0] if len(group) > 1 else 0.0
-            best[(lead[1], lead[2])] = lead[0] + bonus
+            score = group[0][0] + (GROUP_SHARE * group[1][0] if len(group) > 1 else 0.0)
+            lead = next((m for m in group if m[1] == "fact"), group[0])
+            best[(lead[1], lead[2])] = score
         ranked = sorted(((sc, kd, rid) for (kd, rid), sc in best.items()),
                         key=lambda t: (-t[0], t[1], t[2]))
         hits: list[Hit] = []

@@ -74,7 +74,8 @@ def resolve(conn: Any, draft: FactDraft, *, episode_id: int, episode_time: str |
         row = conn.execute("select valid_from, recorded_at from facts where id = ?",
                            (loser_of,)).fetchone()
         valid_to = row[0] or row[1]
-    fid = r.insert_fact(conn, replace(draft), chash=chash, trust=trust, now=now, origin=origin,
+    # Said at a time with no date of its own: true from when it was said, as far as we know.
+    fid = r.insert_fact(conn, replace(draft, valid_from=draft.valid_from or episode_time), chash=chash, trust=trust, now=now, origin=origin,
                         status=status, project=project, tags=tags, pinned=pinned,
                         valid_to=valid_to, superseded_by=loser_of)
     r.add_support(conn, fid, episode_id, extractor, draft.confidence, now)

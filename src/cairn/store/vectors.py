@@ -4,7 +4,8 @@ and a rowid table of float32 vectors for rescoring.
 Why not the float column inside vec0: vec0 keeps vectors in 1,024-row chunk blobs, so
 fetching 100 rows by rowid for rescoring reads whole chunks (~8 ms at 20k rows here); a
 plain rowid table answers the same in under 1 ms. Both are keyed by the fact/episode id,
-and triggers delete (after zeroing) a row's vectors with the row.
+and triggers delete a row's vectors with the row (vec0 clears a deleted vector's bytes in its
+chunk; the float table is a plain table under secure_delete).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ def model_row(conn: Any) -> tuple[str, int] | None:
 
 
 def _create(conn: Any, dims: int) -> None:
-    nbytes = dims // 8
     for t in TABLES:
         conn.execute(f"create virtual table {t}_vec using vec0(embedding_bin bit[{dims}])")
         conn.execute(
@@ -36,7 +36,6 @@ def _create(conn: Any, dims: int) -> None:
         )
         conn.execute(
             f"""create trigger {t}_vec_ad after delete on {t} begin
-                update {t}_vec set embedding_bin = vec_bit(zeroblob({nbytes})) where rowid = old.id;
                 delete from {t}_vec where rowid = old.id;
             end"""
         )
