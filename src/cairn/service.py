@@ -25,6 +25,8 @@ from cairn.store import vectors
 log = logging.getLogger(__name__)
 
 RRF_K = 60
+CANDIDATES = 40   # per search list, before fusion
+FIRST_PASS = 100 # binary-quantized candidates rescored in float32 (sqlite-vec cost grows with it)
 MIN_VECTOR_SIM = 0.12  # a vector-only candidate below this is noise, not a memory
 ID_RE = re.compile(r"^([fe])(\d+)$")
 REPLY_FROM_TOP = 10     # questions among the candidates whose reply is lifted
@@ -168,7 +170,18 @@ class Memory:
             uri, kind, [draft], remove_stale=False, result=res, facts_override=[[fact]],
             origin="typed", project=project, tags=tuple(tags), pinned=pin,
             quarantine_injections=quarantine)
-        fid = ids[0]
+        if not ids:
+            # The very same text was remembered before: nothing new to store.
+            got = self.store.conn.execute(
+                "select sp.fact_id from episodes e join sources s on s.id = e.source_id"
+                " join supports sp on sp.episode_id = e.id where s.uri = ? and e.locator = ?",
+                (uri, draft.locator)).fetchone()
+            if got is None:
+                raise CairnError("could not store the memory (see the log)")
+            fid = int(got[0])
+            res.facts_merged = 1
+        else:
+            fid = ids[0]
         row = self.store.conn.execute(
             "select status, kind, subject, attribute from facts where id = ?", (fid,)).fetchone()
         action = ("added" if res.facts_added and not res.facts_superseded
@@ -212,12 +225,12 @@ class Memory:
         if vectors.model_row(conn) is None:
             return RecallResult(query, [], explain)
         qv = self.embedder.embed([query])[0]
-        k = max(50, limit * 5)
+        k = max(CANDIDATES, limit * 3)
         lists = {
             "fact_fts": s.fts(conn, "facts", query, k),
-            "fact_vec": vectors.knn(conn, "facts", qv, k, first_pass=max(200, 4 * k)),
+            "fact_vec": vectors.knn(conn, "facts", qv, k, first_pass=max(FIRST_PASS, k + k // 2)),
             "episode_fts": s.fts(conn, "episodes", query, k),
-            "episode_vec": vectors.knn(conn, "episodes", qv, k, first_pass=max(200, 4 * k)),
+            "episode_vec": vectors.knn(conn, "episodes", qv, k, first_pass=max(FIRST_PASS, k + k // 2)),
         }
         parts: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: {"rrf": 0.0})
         for name, lst in lists.items():

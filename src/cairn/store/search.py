@@ -92,14 +92,13 @@ def fact_sources(conn: Any, fact_ids: Sequence[int]) -> dict[int, list[dict[str,
 
 def next_episodes(conn: Any, ids: Sequence[int]) -> dict[int, int]:
     """For each episode, the one right after it in the same source (the reply to a message)."""
-    out: dict[int, int] = {}
-    for eid in ids:
-        row = conn.execute(
-            "select n.id from episodes e join episodes n on n.source_id = e.source_id"
-            " and n.id > e.id where e.id = ? order by n.id limit 1", (eid,)).fetchone()
-        if row:
-            out[eid] = int(row[0])
-    return out
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "select e.id, (select min(n.id) from episodes n where n.source_id = e.source_id"
+        f" and n.id > e.id) from episodes e where e.id in ({marks})", list(ids)).fetchall()
+    return {int(a): int(b) for a, b in rows if b is not None}
 
 
 _NAME = re.compile(r"\b[A-Z][a-z]{1,30}\b")

@@ -1,0 +1,59 @@
+"""The vector first pass: sqlite-vec for one-shot processes, an in-memory copy for long-lived
+ones that follows inserts, deletes and other processes' writes."""
+
+from __future__ import annotations
+
+import numpy as np
+from pathlib import Path
+from typing import Any
+
+from cairn.store import vectors
+from conftest import run_cli
+
+
+def vector_ids(memory: Any, query: str) -> list[int]:
+    q = memory.embedder.embed([query])[0]
+    return [i for i, _ in vectors.knn(memory.store.conn, "episodes", q, 5, first_pass=20)]
+
+
+def test_cache_follows_writes(memory: Any, home: Path) -> None:
+    vectors._CACHES.clear()
+    memory.remember("The lighthouse keeper's name is Agnes")
+    first = vector_ids(memory, "lighthouse keeper")      # one-shot path: sqlite-vec
+    assert vectors._CACHES and all(v is None for v in vectors._CACHES.values())
+    second = vector_ids(memory, "lighthouse keeper")     # now from memory
+    assert first[:1] == second[:1]
+    assert any(v is not None for v in vectors._CACHES.values())
+    # an insert by this process
+    out = memory.remember("Our canoe is stored in the boathouse by the pier")
+    eid = memory.store.conn.execute("select max(id) from episodes").fetchone()[0]
+    assert vector_ids(memory, "where is the canoe kept")[0] == eid
+    # an insert by another process
+    run_cli("remember", "The glacier hike starts at the ranger station", home=home, check=True)
+    eid2 = memory.store.conn.execute("select max(id) from episodes").fetchone()[0]
+    assert vector_ids(memory, "glacier hike start")[0] == eid2
+    # a delete
+    memory.forget_apply(memory.forget_plan([out["id"]]))
+    assert eid not in vector_ids(memory, "where is the canoe kept")
+
+
+def test_numpy_and_sqlite_vec_agree(memory: Any) -> None:
+    for i in range(60):
+        memory.remember(f"Note {i}: the {['red', 'blue', 'green'][i % 3]} folder holds item {i}")
+    conn = memory.store.conn
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal(384).astype(np.float32)
+    q /= np.linalg.norm(q)
+    cache = vectors._BitCache()
+    cache.refresh(conn, "episodes")
+    mine = set(cache.nearest(q, 60))
+    theirs = {r[0] for r in conn.execute(
+        "select rowid from episodes_vec where embedding_bin match vec_quantize_binary(?) and k = 60",
+        (q.tobytes(),))}
+    assert mine == theirs  # all 60 rows either way
+    emb = np.frombuffer(b"".join(r[0] for r in conn.execute(
+        "select embedding from episodes_emb order by id")), dtype=np.float32).reshape(-1, 384)
+    ids = [r[0] for r in conn.execute("select id from episodes_emb order by id")]
+    exact = [ids[i] for i in np.argsort(-(emb @ q))[:5]]
+    got = [i for i, _ in vectors.knn(conn, "episodes", q, 5, first_pass=60)]
+    assert got == exact  # rescoring in float32 is exact once the candidates include them
