@@ -421,8 +421,8 @@ class Ingestor:
         picked = adapter_for(path, head)
         return picked[0] if picked else None
 
-    def ingest_watched(self, path: Path, *,
-                       kinds: frozenset[str] | None = None) -> FileResult | None:
+    def ingest_watched(self, path: Path, *, kinds: frozenset[str] | None = None,
+                       progress: Progress | None = None) -> FileResult | None:
         """What the daemon calls for a file that changed under a watched folder.
 
         A file whose mtime and size match its stored source is not read again; agent session
@@ -452,9 +452,9 @@ class Ingestor:
                 conn.execute("update sources set status = 'live', content_hash = null,"
                              " read_offset = 0 where id = ?", (src["id"],))
         if kind == "agent_session":
-            res = self.ingest_growing(path, shown=shown)
+            res = self.ingest_growing(path, shown=shown, progress=progress)
         else:
-            res = self.ingest_file(path, explicit=False)
+            res = self.ingest_file(path, explicit=False, progress=progress)
         if res is not None and res.status == "unchanged":
             # Touched, not edited: remember the new mtime so the next rescan skips it unread.
             with self.store.transaction():
@@ -462,7 +462,8 @@ class Ingestor:
                              (st.st_mtime, st.st_size, uri))
         return res
 
-    def ingest_growing(self, path: Path, *, shown: str | None = None) -> FileResult | None:
+    def ingest_growing(self, path: Path, *, shown: str | None = None,
+                       progress: Progress | None = None) -> FileResult | None:
         """Read an agent session log incrementally: only the lines after the last read.
 
         The stored hash of the file at the last read checks that the file only grew; a file
@@ -513,7 +514,7 @@ class Ingestor:
         res = FileResult(shown, "ingested", records_skipped=list(parsed.skipped))
         self.store_episodes(uri, "agent_session", parsed.episodes, remove_stale=offset == 0,
                             result=res, file_hash=fhash, mtime=st.st_mtime, size=len(data),
-                            read_offset=end)
+                            read_offset=end, progress=progress)
         return res
 
     def source_deleted(self, path: Path | str) -> FileResult:
