@@ -14,6 +14,7 @@ _cairn() {
             " forget"|" forget") path="forget" ;;
             " import"|" import") path="import" ;;
             " ingest"|" ingest") path="ingest" ;;
+            " mcp"|" mcp") path="mcp" ;;
             " recall"|" recall") path="recall" ;;
             " remember"|" remember") path="remember" ;;
             " service"|" service") path="service" ;;
@@ -23,6 +24,8 @@ _cairn() {
             " path"|"daemon path") path="daemon path" ;;
             " run"|"daemon run") path="daemon run" ;;
             " status"|"daemon status") path="daemon status" ;;
+            " install"|"mcp install") path="mcp install" ;;
+            " token"|"mcp token") path="mcp token" ;;
             " install"|"service install") path="service install" ;;
             " path"|"service path") path="service path" ;;
             " status"|"service status") path="service status" ;;
@@ -30,7 +33,7 @@ _cairn() {
         esac
     done
     case "$path" in
-        "") COMPREPLY=($(compgen -W "config daemon doctor export forget import ingest recall remember service stats --version --verbose -v" -- "$cur")) ;;
+        "") COMPREPLY=($(compgen -W "config daemon doctor export forget import ingest mcp recall remember service stats --version --verbose -v" -- "$cur")) ;;
         "config") COMPREPLY=($(compgen -W "path set --json" -- "$cur")) ;;
         "config path") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "config set") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
@@ -43,6 +46,9 @@ _cairn() {
         "forget") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--query -q --source -n --limit --yes -y --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "import") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "ingest") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "mcp") COMPREPLY=($(compgen -W "install token --http --port --host --allow-origin --allow-host" -- "$cur")) ;;
+        "mcp install") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--client -c --dry-run --name --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "mcp token") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--path --rotate" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "recall") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "-n --limit --as-of --project --include-quarantined --explain --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "remember") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--tag -t --project --pin --no-pin --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "service") COMPREPLY=($(compgen -W "install path status uninstall" -- "$cur")) ;;

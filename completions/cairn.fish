@@ -7,6 +7,7 @@ complete -c cairn -n '__fish_use_subcommand' -a export -d 'Everything stored, as
 complete -c cairn -n '__fish_use_subcommand' -a forget -d 'Delete memories for good: rows, search index, vectors; then a tombstone so a...'
 complete -c cairn -n '__fish_use_subcommand' -a import -d 'Read a `cairn export` file back; what is already stored is skipped.'
 complete -c cairn -n '__fish_use_subcommand' -a ingest -d 'Ingest files or folders.'
+complete -c cairn -n '__fish_use_subcommand' -a mcp -d 'The MCP server for coding agents (stdio by default), and its setup.'
 complete -c cairn -n '__fish_use_subcommand' -a recall -d 'Ranked memories with where each came from.'
 complete -c cairn -n '__fish_use_subcommand' -a remember -d 'Store one fact you type: `cairn remember "I moved to Lisbon in June"`.'
 complete -c cairn -n '__fish_use_subcommand' -a service -d 'Run the daemon as a systemd user service (Linux) or a launchd agent (macOS).'
@@ -46,6 +47,22 @@ complete -c cairn -n '__fish_seen_subcommand_from import' -l json -d 'Print JSON
 complete -c cairn -n '__fish_seen_subcommand_from import' -F
 complete -c cairn -n '__fish_seen_subcommand_from ingest' -l json -d 'Print JSON for scripts.'
 complete -c cairn -n '__fish_seen_subcommand_from ingest' -F
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -a install -d 'Add cairn to a coding agent'\''s MCP config, keeping what is there and a backup.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -a token -d 'Print the bearer token HTTP clients send (created on first use, kept 0600).'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -l http -d 'Serve streamable HTTP instead of stdio (bearer token, 127.0.0.1).'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -l port -d 'HTTP port.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -l host -d 'HTTP address to listen on; anything but loopback exposes your memories to the network.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -l allow-origin -d 'Also accept requests from this browser Origin (repeatable), e.g. http://localhost:6274.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp' -l allow-host -d 'Also accept this Host header, host:port (repeatable), e.g. behind a proxy.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -l client -d 'claude-code, cursor, vscode, codex or claude-desktop.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -s c -d 'claude-code, cursor, vscode, codex or claude-desktop.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -l dry-run -d 'Print the entry and where it goes; change nothing.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -l name -d 'The server'\''s name in the client'\''s config.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -l json -d 'Print JSON for scripts.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from install' -F
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from token' -l path -d 'Print where the token is kept instead.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from token' -l rotate -d 'Replace it; clients need the new one.'
+complete -c cairn -n '__fish_seen_subcommand_from mcp; and __fish_seen_subcommand_from token' -F
 complete -c cairn -n '__fish_seen_subcommand_from recall' -s n -d 'How many hits.'
 complete -c cairn -n '__fish_seen_subcommand_from recall' -l limit -d 'How many hits.'
 complete -c cairn -n '__fish_seen_subcommand_from recall' -l as-of -d 'What was true then: 2026-05-01, 2026-05, 2026, or an ISO time.'

@@ -262,10 +262,14 @@ class Memory:
         ep_rows.update(s.load_episodes(conn, missing_eps))
         speakers = s.named_speakers(conn, query)
         win = window(query, as_of_dt or now)
+        # With a project, an episode that only supports other projects' facts (an agent's
+        # remembered text in another repository) is out of scope like those facts.
+        foreign = _foreign_episodes(conn, [rid for kd, rid in parts if kd == "episode"],
+                                    project) if project is not None else set()
         scored: list[tuple[float, str, int]] = []
         for (kind, rid), p in parts.items():
             row = fact_rows.get(rid) if kind == "fact" else ep_rows.get(rid)
-            if row is None:
+            if row is None or (kind == "episode" and rid in foreign):
                 continue
             factor = self._adjust(kind, row, p, as_of_dt, project, include_quarantined, win, now)
             if factor is None:
@@ -371,6 +375,12 @@ class Memory:
             p["time_factor"] = 1.5 if inside else 1.0
             factor *= p["time_factor"]
         return factor
+
+    def reinforce(self, ids: Sequence[str], *, now: datetime | None = None) -> None:
+        """Count a recall of the facts among `ids`, for callers that page or trim hits
+        themselves (`recall(..., reinforce=False)`) and show only some."""
+        self._reinforce([rid for kind, rid in map(parse_id, ids) if kind == "fact"],
+                        now or utcnow())
 
     def _reinforce(self, fact_ids: list[int], now: datetime) -> None:
         if not fact_ids:
@@ -610,6 +620,17 @@ class Memory:
             added += res.episodes_added
         return {"episodes_added": added, "facts_in_file": len(facts),
                 "episodes_in_file": len(episodes)}
+
+
+def _foreign_episodes(conn: Any, ids: Sequence[int], project: str) -> set[int]:
+    """Episodes among `ids` whose every supported fact belongs to a project other than this."""
+    out: set[int] = set()
+    for chunk in _chunks(sorted(set(ids)), 500):
+        out |= {x[0] for x in conn.execute(
+            "select sp.episode_id from supports sp join facts f on f.id = sp.fact_id"
+            f" where sp.episode_id in ({','.join('?' * len(chunk))}) group by sp.episode_id"
+            " having sum(f.project is null or f.project = ?) = 0", (*chunk, project))}
+    return out
 
 
 def _chunks(seq: Sequence[int], n: int) -> Iterable[list[int]]:
