@@ -38,22 +38,32 @@ def test_cache_follows_writes(memory: Any, home: Path) -> None:
 
 
 def test_numpy_and_sqlite_vec_agree(memory: Any) -> None:
-    for i in range(60):
-        memory.remember(f"Note {i}: the {['red', 'blue', 'green'][i % 3]} folder holds item {i}")
+    colours = ["red", "blue", "green", "amber", "violet"]
+    things = ["folder", "kayak", "invoice", "garden", "violin", "passport", "tent"]
+    for i in range(150):
+        memory.remember(f"Note {i}: the {colours[i % 5]} {things[i % 7]} holds item {i}")
     conn = memory.store.conn
     rng = np.random.default_rng(1)
-    q = rng.standard_normal(384).astype(np.float32)
-    q /= np.linalg.norm(q)
     cache = vectors._BitCache()
     cache.refresh(conn, "episodes")
-    mine = set(cache.nearest(q, 60))
-    theirs = {r[0] for r in conn.execute(
-        "select rowid from episodes_vec where embedding_bin match vec_quantize_binary(?) and k = 60",
-        (q.tobytes(),))}
-    assert mine == theirs  # all 60 rows either way
     emb = np.frombuffer(b"".join(r[0] for r in conn.execute(
         "select embedding from episodes_emb order by id")), dtype=np.float32).reshape(-1, 384)
     ids = [r[0] for r in conn.execute("select id from episodes_emb order by id")]
-    exact = [ids[i] for i in np.argsort(-(emb @ q))[:5]]
-    got = [i for i, _ in vectors.knn(conn, "episodes", q, 5, first_pass=60)]
-    assert got == exact  # rescoring in float32 is exact once the candidates include them
+    assert [int(i) for i in cache.ids] == ids
+    for _ in range(5):
+        q = rng.standard_normal(384).astype(np.float32)
+        q /= np.linalg.norm(q)
+        # The numpy Hamming distances are sqlite-vec's, row for row.
+        theirs = dict(conn.execute(
+            "select rowid, distance from episodes_vec where embedding_bin match"
+            " vec_quantize_binary(?) and k = 150", (q.tobytes(),)).fetchall())
+        mine = dict(zip(ids, cache.hamming(q).tolist(), strict=True))
+        assert mine == {k: int(v) for k, v in theirs.items()}
+        # Rescoring in float16 orders the candidates as exact float32 cosine does.
+        exact = np.argsort(-(emb @ q))[:5]
+        got = cache.nearest(q, 150, 5)
+        assert [i for i, _ in got] == [ids[j] for j in exact]
+        assert np.allclose([s for _, s in got], (emb @ q)[exact], atol=2e-3)
+        # The one-shot path (sqlite-vec first pass, float32 blobs from SQLite) agrees.
+        one_shot = vectors.knn(conn, "episodes", q, 5, first_pass=150)
+        assert [i for i, _ in one_shot] == [ids[j] for j in exact]

@@ -556,6 +556,54 @@ class Memory:
             "db_bytes": size,
         }
 
+    def audit(self, limit: int = 50) -> dict[str, Any]:
+        """What is held back or was removed: quarantined facts and episodes (with why), forgotten
+        content (tombstones), superseded history, and the last scheduled job runs."""
+        conn = self.store.conn
+        facts = []
+        for row in conn.execute(
+                "select id, text, trust, recorded_at from facts where status = 'quarantined'"
+                " order by id desc limit ?", (limit,)).fetchall():
+            prov = s.fact_sources(conn, [row[0]]).get(row[0], [])
+            flagged = {x[0] for x in conn.execute(
+                "select e.id from supports sp join episodes e on e.id = sp.episode_id"
+                " where sp.fact_id = ? and e.quarantined = 1", (row[0],))}
+            reason = ("instruction-shaped text" if flagged
+                      else "supported only by third-party content")
+            facts.append({"id": f"f{row[0]}", "text": row[1], "trust": row[2],
+                          "recorded_at": row[3], "reason": reason,
+                          "sources": [{"kind": x["kind"], "uri": x["uri"],
+                                       "locator": x["locator"], "speaker": x["speaker"],
+                                       "role": x["role"]} for x in prov]})
+        episodes = [{"id": f"e{r_[0]}", "text": r_[1], "uri": r_[2], "locator": r_[3],
+                     "speaker": r_[4], "reason": "instruction-shaped text"}
+                    for r_ in conn.execute(
+                        "select e.id, e.text, s.uri, e.locator, e.speaker from episodes e"
+                        " join sources s on s.id = e.source_id where e.quarantined = 1"
+                        " order by e.id desc limit ?", (limit,))]
+        tomb = {k: n for k, n in conn.execute(
+            "select kind, count(*) from tombstones group by kind")}
+        jobs = [{"job": j[0], "started_at": j[1], "finished_at": j[2],
+                 "counts": json.loads(j[3]) if j[3] else None, "error": j[4]}
+                for j in conn.execute(
+                    "select job, started_at, finished_at, counts, error from job_runs"
+                    " order by id desc limit 10")]
+        one = conn.execute
+        return {
+            "quarantined_facts": facts,
+            "quarantined_episodes": episodes,
+            "counts": {
+                "quarantined_facts": int(one("select count(*) from facts"
+                                             " where status = 'quarantined'").fetchone()[0]),
+                "quarantined_episodes": int(one("select count(*) from episodes"
+                                                " where quarantined = 1").fetchone()[0]),
+                "superseded_facts": int(one("select count(*) from facts"
+                                            " where status = 'superseded'").fetchone()[0]),
+                "tombstones": tomb,
+            },
+            "job_runs": jobs,
+        }
+
     def export(self, out: IO[str]) -> dict[str, int]:
         """JSON lines: every source, episode, fact and support (no vectors: they are rebuilt)."""
         conn = self.store.conn

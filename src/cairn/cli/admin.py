@@ -1,4 +1,4 @@
-"""stats, export, import, config, doctor."""
+"""stats, audit, export, import, config, doctor."""
 
 from __future__ import annotations
 
@@ -30,6 +30,44 @@ def stats(json_: JsonOpt = False) -> None:
         con.print(f"{'sources by kind':>22}  " + ", ".join(
             f"{k} {v}" for k, v in sorted(data["sources_by_kind"].items())))
     con.print(f"{'store':>22}  {data['db_path']} ({data['db_bytes'] / 1e6:.1f} MB)")
+
+
+def audit(
+    n: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many of each to list.")] = 50,
+    json_: JsonOpt = False,
+) -> None:
+    """What recall holds back and why: quarantined facts and episodes (instruction-shaped or
+    third-party only), forgotten content, superseded history, recent job runs."""
+    from rich.markup import escape
+
+    with memory() as m:
+        data = m.audit(limit=n)
+    if json_:
+        render.print_json(data)
+        return
+    con = render.console()
+    c = data["counts"]
+    tomb = ", ".join(f"{v} {k}" for k, v in sorted(c["tombstones"].items())) or "none"
+    con.print(f"{c['quarantined_facts']} quarantined facts, {c['quarantined_episodes']}"
+              f" quarantined episodes, {c['superseded_facts']} superseded facts kept as history;"
+              f" tombstones: {tomb}")
+    for f in data["quarantined_facts"]:
+        con.print(f"  [cyan]{f['id']:>7}[/cyan]  {escape(f['text'])}")
+        con.print(f"           [dim]{f['reason']}; trust {f['trust']:.2f}[/dim]")
+        for src in f["sources"][:3]:
+            con.print(f"           [dim]↳ {escape(src['kind'])} {escape(src['uri'])}"
+                      f" {escape(str(src['locator'] or ''))}[/dim]")
+    for e in data["quarantined_episodes"]:
+        con.print(f"  [cyan]{e['id']:>7}[/cyan]  {escape(e['text'][:200])}")
+        con.print(f"           [dim]{e['reason']}; {escape(e['uri'])}"
+                  f" {escape(str(e['locator'] or ''))}[/dim]")
+    for j in data["job_runs"]:
+        state = "failed: " + j["error"] if j["error"] else ("done" if j["finished_at"]
+                                                             else "running")
+        con.print(f"  job {j['job']} {j['started_at']} {escape(state)}")
+    if c["quarantined_facts"] or c["quarantined_episodes"]:
+        con.print("[dim]recall shows these only with --include-quarantined;"
+                  " 'cairn forget ID' removes one for good[/dim]")
 
 
 def export(

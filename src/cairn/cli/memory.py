@@ -84,12 +84,16 @@ def forget(
             return
         needs_confirm = (query is not None or source is not None) and not yes
         if needs_confirm:
+            # The preview is shown either way, so a script can see what --yes would delete.
+            if json_:
+                render.print_json({"deleted": None, "would_delete": plan.to_dict()})
+            else:
+                render.console().print(f"This deletes {len(plan.facts)} facts,"
+                                       f" {len(plan.episodes)} episodes"
+                                       f" and {len(plan.sources)} sources:")
+                render.render_plan(plan.to_dict())
             if not sys.stdin.isatty():
-                raise BadInput("refusing to delete without confirmation: add --yes")
-            render.console().print(f"This deletes {len(plan.facts)} facts,"
-                                   f" {len(plan.episodes)} episodes"
-                                   f" and {len(plan.sources)} sources:")
-            render.render_plan(plan.to_dict())
+                raise BadInput("nothing deleted: confirm with --yes (no terminal to ask on)")
             if not typer.confirm("Forget these for good?", default=False):
                 raise typer.Exit(1)
         counts = m.forget_apply(plan)

@@ -58,7 +58,8 @@ def render_hits(result: dict[str, Any], explain: bool = False) -> None:
             valid = f" · from {h['valid_from'][:10]}"
             if h.get("valid_to"):
                 valid += f" to {h['valid_to'][:10]}"
-        con.print(f"[bold]{n:>2}.[/bold] [cyan]{h['id']}[/cyan] {escape(h['text'])}")
+        text = escape(h["text"]).replace("\n", "\n     ")
+        con.print(f"[bold]{n:>2}.[/bold] [cyan]{h['id']}[/cyan] {text}")
         con.print(f"     [dim]{h['kind']} · trust {h['trust']:.2f}{status}{valid}[/dim]")
         for src in h["sources"][:3]:
             con.print(f"     [dim]↳ {escape(_where(src))}[/dim]")

@@ -119,11 +119,17 @@ class _BitCache:
     rows here), while XOR + popcount over a packed matrix is ~1 ms for any k. A process that
     recalls more than once (daemon, MCP server, benchmarks) loads the matrix on its second
     query and then follows inserts incrementally; a delete reloads it.
+
+    It also keeps a float16 copy of the vectors for the rescoring: gathering 300 candidate rows
+    from memory is ~0.3 ms, against ~1.5 ms to read their float32 blobs back from SQLite, and
+    float16 cosines differ from float32 by ~1e-3, far below the gaps that order candidates.
+    Cost: 2 bytes a dimension (15 MB at 20k rows of 384-d), in processes that recall often.
     """
 
     def __init__(self) -> None:
         self.ids = np.zeros(0, dtype=np.int64)
         self.bits = np.zeros((0, 0), dtype=np.uint8)
+        self.half = np.zeros((0, 0), dtype=np.float16)
         self.max_id = 0
         self.ins = -1
         self.dels = -1
@@ -144,6 +150,7 @@ class _BitCache:
         rows = conn.execute(f"select id, embedding from {table}_emb order by id").fetchall()
         self.ids = np.zeros(0, dtype=np.int64)
         self.bits = np.zeros((0, 0), dtype=np.uint8)
+        self.half = np.zeros((0, 0), dtype=np.float16)
         self.max_id = 0
         self._append(rows)
         self.ins, self.dels = ins, dels
@@ -154,46 +161,61 @@ class _BitCache:
         mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         bits = np.packbits(mat > 0, axis=1)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        half = mat.astype(np.float16)
         self.bits = bits if self.bits.size == 0 else np.vstack([self.bits, bits])
+        self.half = half if self.half.size == 0 else np.vstack([self.half, half])
         self.ids = np.concatenate([self.ids, ids])
         self.max_id = int(self.ids[-1])
 
-    def nearest(self, query: np.ndarray, n: int) -> list[int]:
+    def hamming(self, query: np.ndarray) -> np.ndarray:
+        """Hamming distance of every row's sign bits to the query's (row order of self.ids)."""
+        qb = np.packbits(query > 0)
+        if self.bits.shape[1] % 8 == 0:  # XOR 64 bits at a time: 3x faster than bytes
+            return np.bitwise_count(np.bitwise_xor(self.bits.view(np.uint64),
+                                                   qb.view(np.uint64))).sum(axis=1,
+                                                                            dtype=np.int32)
+        return np.bitwise_count(np.bitwise_xor(self.bits, qb)).sum(axis=1, dtype=np.int32)
+
+    def nearest(self, query: np.ndarray, n: int, k: int) -> list[tuple[int, float]]:
+        """Hamming first pass for n candidates, then the k best by (float16) cosine."""
         if self.ids.size == 0:
             return []
-        qb = np.packbits(query > 0)
-        dist = np.bitwise_count(np.bitwise_xor(self.bits, qb)).sum(axis=1, dtype=np.int32)
-        if n >= dist.size:
-            return [int(i) for i in self.ids]
-        return [int(i) for i in self.ids[np.argpartition(dist, n)[:n]]]
+        dist = self.hamming(query)
+        pick = np.arange(dist.size) if n >= dist.size else np.argpartition(dist, n)[:n]
+        sims = self.half[pick].astype(np.float32) @ query
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(int(self.ids[pick[i]]), float(sims[i])) for i in order]
 
 
 _CACHES: dict[tuple[str, str], _BitCache | None] = {}
 
 
-def _first_pass(conn: Any, table: str, q: np.ndarray, n: int) -> list[int]:
+def _cache(conn: Any, table: str) -> _BitCache | None:
     path = conn.execute("pragma database_list").fetchone()[2] or f":memory:{id(conn)}"
     key = (path, table)
     if key not in _CACHES:
         # A one-shot process (a CLI recall) asks sqlite-vec and never pays for the load.
         _CACHES[key] = None
-        return [r[0] for r in conn.execute(
-            f"select rowid from {table}_vec where embedding_bin match vec_quantize_binary(?)"
-            " and k = ?", (q.tobytes(), n))]
+        return None
     cache = _CACHES[key]
     if cache is None:
         cache = _CACHES[key] = _BitCache()
     cache.refresh(conn, table)
-    # In memory the first pass is cheap for any n: take more candidates for the rescoring.
-    return cache.nearest(q, 3 * n)
+    return cache
 
 
 def knn(conn: Any, table: str, query: np.ndarray, k: int, first_pass: int) -> list[tuple[int, float]]:
     """Nearest rows by cosine similarity: hamming first pass over the binary vectors,
-    then exact float32 rescoring of the `first_pass` candidates."""
+    then rescoring of the `first_pass` candidates with the float vectors."""
     assert table in TABLES
     q = np.ascontiguousarray(query, dtype=np.float32)
-    cand = _first_pass(conn, table, q, first_pass)
+    cache = _cache(conn, table)
+    if cache is not None:
+        # In memory the first pass is cheap for any n: take more candidates for the rescoring.
+        return cache.nearest(q, 3 * first_pass, k)
+    cand = [r[0] for r in conn.execute(
+        f"select rowid from {table}_vec where embedding_bin match vec_quantize_binary(?)"
+        " and k = ?", (q.tobytes(), first_pass))]
     if not cand:
         return []
     rows = conn.execute(
