@@ -325,3 +325,21 @@ def test_concurrent_calls_in_one_server_do_not_interleave(server: tuple[Any, Any
     assert all(not r.is_error for r in results)
     assert len({r.structured_content["id"] for r in results}) == 25
     assert server[1].memory.stats()["facts"] == 25
+
+
+def test_the_same_words_in_two_projects_are_two_memories(server: tuple[Any, Any],
+                                                         tmp_path: Path) -> None:
+    alpha, beta = git_repo(tmp_path / "alpha"), git_repo(tmp_path / "beta")
+    text = "Run the tests with pytest -x"
+
+    async def body(c: Client) -> Any:
+        mem = await c.call_tool("remember", {"text": text})
+        again = await c.call_tool("remember", {"text": text})
+        found = await c.call_tool("recall", {"query": "how to run the tests"})
+        return mem.structured_content, again.structured_content, found.structured_content
+
+    a, a2, fa = drive(server[0], body, list_roots_callback=roots_callback(alpha))
+    b, _, fb = drive(server[0], body, list_roots_callback=roots_callback(beta))
+    assert a["project"] == "alpha" and b["project"] == "beta" and a["id"] != b["id"]
+    assert a2["id"] == a["id"] and a2["action"] == "merged"
+    assert fa["hits"][0]["id"] == a["id"] and fb["hits"][0]["id"] == b["id"]

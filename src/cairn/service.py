@@ -153,7 +153,9 @@ class Memory:
         now = utcnow()
         from cairn.store import content_hash
 
-        draft = EpisodeDraft(text=text, locator="h:" + content_hash(text)[3:19], speaker=None,
+        # The same words remembered for two projects are two memories, one in each scope.
+        key = text if project is None else f"{project}\x00{text}"
+        draft = EpisodeDraft(text=text, locator="h:" + content_hash(key)[3:19], speaker=None,
                              role="user", occurred_at=iso(now))
         fact = self._typed_fact(draft)
         # Agents can be steered by what they read; the user at a terminal is not quarantined.

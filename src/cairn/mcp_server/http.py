@@ -194,6 +194,7 @@ def run_http(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT
                 sys.stderr.write("cairn mcp: warning: listening beyond this machine; anyone who"
                                  " can reach it and has the token can read your memories\n")
             sys.stderr.flush()
+            tg.start_soon(rt.warm)
 
     try:
         anyio.run(main)

@@ -81,6 +81,8 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
     Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most memories on this page.")]
     Offset = Annotated[int, Field(ge=0, le=MAX_DEPTH - 1, description=(
         "Skip this many results: pass next_offset from the previous page."))]
+    RecentOffset = Annotated[int, Field(ge=0, le=10_000_000, description=(
+        "Skip this many of the newest: pass next_offset from the previous page."))]
     MaxTokens = Annotated[int, Field(ge=render.MIN_BUDGET, le=50_000, description=(
         "Token budget for the whole result (about 4 characters a token). Fewer memories, and"
         " long ones cut short, are returned to stay within it."))]
@@ -226,7 +228,7 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
     async def recent(
         ctx: Context,
         limit: Limit = 10,
-        offset: Offset = 0,
+        offset: RecentOffset = 0,
         project: Project = None,
         all_projects: AllProjects = False,
         include_quarantined: Quarantined = False,
