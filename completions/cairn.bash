@@ -7,6 +7,7 @@ _cairn() {
         w="${COMP_WORDS[i]}"
         [[ "$w" == -* ]] && continue
         case "$path $w" in
+            " audit"|" audit") path="audit" ;;
             " config"|" config") path="config" ;;
             " daemon"|" daemon") path="daemon" ;;
             " doctor"|" doctor") path="doctor" ;;
@@ -15,7 +16,9 @@ _cairn() {
             " import"|" import") path="import" ;;
             " ingest"|" ingest") path="ingest" ;;
             " mcp"|" mcp") path="mcp" ;;
+            " model"|" model") path="model" ;;
             " recall"|" recall") path="recall" ;;
+            " reextract"|" reextract") path="reextract" ;;
             " remember"|" remember") path="remember" ;;
             " service"|" service") path="service" ;;
             " stats"|" stats") path="stats" ;;
@@ -26,6 +29,10 @@ _cairn() {
             " status"|"daemon status") path="daemon status" ;;
             " install"|"mcp install") path="mcp install" ;;
             " token"|"mcp token") path="mcp token" ;;
+            " path"|"model path") path="model path" ;;
+            " pull"|"model pull") path="model pull" ;;
+            " show"|"model show") path="model show" ;;
+            " use"|"model use") path="model use" ;;
             " install"|"service install") path="service install" ;;
             " path"|"service path") path="service path" ;;
             " status"|"service status") path="service status" ;;
@@ -33,7 +40,8 @@ _cairn() {
         esac
     done
     case "$path" in
-        "") COMPREPLY=($(compgen -W "config daemon doctor export forget import ingest mcp recall remember service stats --version --verbose -v" -- "$cur")) ;;
+        "") COMPREPLY=($(compgen -W "audit config daemon doctor export forget import ingest mcp model recall reextract remember service stats --version --verbose -v" -- "$cur")) ;;
+        "audit") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "-n --limit --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "config") COMPREPLY=($(compgen -W "path set --json" -- "$cur")) ;;
         "config path") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "config set") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
@@ -49,7 +57,13 @@ _cairn() {
         "mcp") COMPREPLY=($(compgen -W "install token --http --port --host --allow-origin --allow-host" -- "$cur")) ;;
         "mcp install") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--client -c --dry-run --name --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "mcp token") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--path --rotate" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "model") COMPREPLY=($(compgen -W "path pull show use" -- "$cur")) ;;
+        "model path") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "model pull") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--no-use --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "model show") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "model use") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "recall") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "-n --limit --as-of --project --include-quarantined --explain --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
+        "reextract") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--extractor -e --all --dry-run --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "remember") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--tag -t --project --pin --no-pin --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;
         "service") COMPREPLY=($(compgen -W "install path status uninstall" -- "$cur")) ;;
         "service install") if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--dry-run --no-start --json" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi ;;

@@ -455,6 +455,17 @@ class Memory:
     def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
         return self.ingestor.ingest_paths(paths, progress)
 
+    def reextract(self, extractor: str | None = None, *, force: bool = False,
+                  dry_run: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+        """Run extraction again over stored episodes that another extractor (or an older
+        version) made; typed and imported facts are kept. `extractor`: rules or llama."""
+        from cairn.extraction.registry import load_extractor
+        from cairn.ingest.reextract import reextract
+
+        ex = load_extractor(self.settings, extractor) if extractor else self.extractor
+        return reextract(self.store, None if dry_run else self.embedder, ex, force=force,
+                         dry_run=dry_run, progress=progress).to_dict()
+
     # ------------------------------------------------------------ forget
 
     def forget_plan(self, ids: Sequence[str] = (), query: str | None = None,
@@ -553,6 +564,8 @@ class Memory:
             "sources_by_kind": by_kind,
             "quarantined_episodes": one("select count(*) from episodes where quarantined = 1"),
             "extraction_errors": counters.get("extraction_errors", 0),
+            "episodes_by_extractor": {row[0] or "(none)": row[1] for row in conn.execute(
+                "select extracted_by, count(*) from episodes group by extracted_by")},
             "embedding_model": {"model_id": model[0], "dimensions": model[1]} if model else None,
             "db_path": str(path),
             "db_bytes": size,

@@ -55,7 +55,7 @@ def _register_optional() -> None:
     import importlib
 
     for modname in ("cairn.cli.daemon", "cairn.cli.mcp", "cairn.cli.service", "cairn.cli.model",
-                    "cairn.cli.consolidate"):
+                    "cairn.cli.reextract", "cairn.cli.consolidate"):
         try:
             mod = importlib.import_module(modname)
         except ImportError as e:

@@ -5,14 +5,16 @@ by a grammar built from a JSON schema in which every string and the array are bo
 so generation always ends. The answer is validated strictly; an invalid answer gets
 one retry, and anything else that goes wrong (the model will not load, a timeout, an
 exception) hands the batch to the fallback extractor. No episode is ever dropped:
-`extract` always returns one list per episode, and `failures` counts the episodes
-whose facts came from the fallback.
+`extract` always returns one list per episode, `failures` counts the episodes whose
+facts came from the fallback, and `last_outcomes` says for each episode of the last
+call which extractor made its facts and why llama did not (the pipeline records both).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.errors import ModelMissing
-from cairn.extraction.base import Extractor
+from cairn.extraction.base import Extractor, Outcome, extractor_id
 from cairn.models import FACT_KINDS, EpisodeDraft, FactDraft
 
 log = logging.getLogger(__name__)
@@ -235,12 +237,13 @@ class LlamaExtractor:
         temperature: float = 0.0,
         seed: int = 0,
         max_episode_chars: int = 2000,
+        constrained: bool = True,
     ) -> None:
         self.model_path = Path(model).expanduser()
         if not self.model_path.is_file():
             raise ModelMissing(_missing_message(self.model_path))
         self.version = f"{SCHEMA_VERSION}+{self.model_path.stem}"
-        self.n_threads = n_threads if n_threads and n_threads > 0 else None
+        self.n_threads = n_threads if n_threads and n_threads > 0 else (os.cpu_count() or 1)
         self.timeout = float(timeout)
         self.batch_size = max(1, int(batch_size))
         self.n_ctx = int(n_ctx)
@@ -249,7 +252,11 @@ class LlamaExtractor:
         self.temperature = float(temperature)
         self.seed = int(seed)
         self.max_episode_chars = int(max_episode_chars)
+        # False turns the grammar off: only for fault injection (a model that answers garbage).
+        self.constrained = bool(constrained)
         self.failures = 0  # episodes whose facts came from the fallback
+        self.last_outcomes: list[Outcome] = []
+        self._outcomes: list[Outcome] = []
         self.errors: Counter[str] = Counter()  # failed attempts by reason
         self._llm: Any = None
         self._load_error: tuple[tuple[int, int] | None, Exception] | None = None
@@ -264,11 +271,14 @@ class LlamaExtractor:
         episodes = list(episodes)
         results: list[list[FactDraft]] = []
         with self._lock:
+            self._outcomes = []
             for start in range(0, len(episodes), self.batch_size):
                 batch = episodes[start : start + self.batch_size]
                 facts = self._extract_batch(batch)
                 assert len(facts) == len(batch)
                 results.extend(facts)
+            assert len(self._outcomes) == len(results)
+            self.last_outcomes = self._outcomes
         return results
 
     def close(self) -> None:
@@ -311,6 +321,9 @@ class LlamaExtractor:
             seed=self.seed,
             verbose=False,
         )
+        # llama.cpp reports an aborted decode (our timeout) as an error on stderr: the
+        # timeout is handled and logged here, so only its fatal messages get through.
+        logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
         if "tokenizer.chat_template" not in llm.metadata:
             log.warning("%s has no chat template; using %s", self.model_path.name, llm.chat_format)
         self._install_abort(llama_cpp, llm)
@@ -326,7 +339,7 @@ class LlamaExtractor:
         try:
             self._abort_cb = llama_cpp.ggml_abort_callback(deadline_passed)
             llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
-        except Exception as exc:  # noqa: BLE001 - internals moved: the per-token check still applies
+        except Exception as exc:  # internals moved: the per-token check still applies
             self._abort_cb = None
             log.debug("no abort callback (%s); timeout checked per token only", exc)
 
@@ -355,15 +368,17 @@ class LlamaExtractor:
                 if max_chars <= 200:
                     raise InvalidOutput(f"prompt of {n_prompt} tokens does not fit n_ctx={self.n_ctx}")
                 max_chars = max(200, int(max_chars * (self.n_ctx - max_tokens) / n_prompt * 0.9))
-            grammar = self._grammar(len(batch))
-        except Exception as exc:  # noqa: BLE001 - never lose an episode: fall back
+            grammar = self._grammar(len(batch)) if self.constrained else None
+        except Exception as exc:  # never lose an episode: fall back
             return self._fall_back(batch, "load" if self._llm is None else "error", exc)
 
         attempts = [(self.temperature, self.seed), (max(self.temperature, 0.5), self.seed + 1)]
         for attempt, (temperature, seed) in enumerate(attempts):
             try:
                 raw = self._generate(llm, messages, grammar, max_tokens, temperature, seed)
-                return parse_facts(raw, len(batch))
+                facts = parse_facts(raw, len(batch))
+                self._outcomes.extend([Outcome(extractor_id(self))] * len(batch))
+                return facts
             except InvalidOutput as exc:
                 self.errors["invalid"] += 1
                 if attempt + 1 < len(attempts):
@@ -372,7 +387,7 @@ class LlamaExtractor:
                 return self._fall_back(batch, None, exc)
             except ExtractionTimeout as exc:
                 return self._fall_back(batch, "timeout", exc)
-            except Exception as exc:  # noqa: BLE001 - logged with its traceback
+            except Exception as exc:  # logged with its traceback
                 return self._fall_back(batch, "error", exc)
         raise AssertionError("unreachable")
 
@@ -428,6 +443,9 @@ class LlamaExtractor:
             self.errors[reason] += 1
         self.failures += len(batch)
         via = getattr(self.fallback, "name", None)
+        why = f"llama {reason or 'invalid'}: {type(exc).__name__}: {exc}"[:300]
+        made_by = extractor_id(self.fallback) if self.fallback is not None else "none@0"
+        self._outcomes.extend([Outcome(made_by, why)] * len(batch))
         log.warning("llama extraction failed for %d episode(s) (%s: %s); %s",
                     len(batch), type(exc).__name__, str(exc)[:200],
                     f"using the {via} extractor" if via else "no fallback extractor",
@@ -442,6 +460,9 @@ class LlamaExtractor:
         except Exception:
             self.errors["fallback"] += 1
             log.exception("fallback extractor %s failed; episodes kept without facts", via)
+            del self._outcomes[-len(batch):]
+            self._outcomes.extend([Outcome("none@0", why + f"; fallback {via} failed too")]
+                                  * len(batch))
             return [[] for _ in batch]
 
 

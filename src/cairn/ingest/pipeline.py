@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cairn.errors import BadInput
-from cairn.extraction.base import Extractor, extractor_id
+from cairn.extraction.base import Extractor, Outcome, extractor_id, outcomes_of
 from cairn.ingest import privacy
 from cairn.ingest.resolver import fact_hash, resolve
 from cairn.models import EpisodeDraft, FactDraft, ParsedSource
@@ -278,14 +278,13 @@ class Ingestor:
             prepared = [p for p in prepared if p[1] not in gone]
         stale = [eid for key, eid in keys.items() if key not in wanted] if remove_stale else []
         fact_ids: list[int] = []
-        ex_id = extractor_id(self.extractor) if facts_override is None else "user@1"
         if progress and prepared:
             progress("episodes", 0, len(prepared))
         source_id: int | None = src["id"] if src else None
         for start in range(0, max(len(prepared), 1), CHUNK):
             chunk = prepared[start:start + CHUNK]
             ep_drafts = [p[0] for p in chunk]
-            facts, ex_error = self._extract(ep_drafts, chunk, facts_override)
+            facts, outcomes = self.extract_facts(ep_drafts, chunk, facts_override)
             ep_vecs = self.embedder.embed([embed_text(d) for d in ep_drafts]) if chunk else None
             fact_vecs = self._embed_facts(facts, ep_drafts, ep_vecs)
             with self.store.transaction():
@@ -299,14 +298,14 @@ class Ingestor:
                     vectors.put(conn, "episodes", ids, ep_vecs)
                     conn.executemany(
                         "update episodes set extracted_by = ?, extraction_error = ? where id = ?",
-                        [(ex_id, ex_error, i) for i in ids])
-                if ex_error:
-                    self.store.bump("extraction_errors", len(ids))
-                for eid, (d, _h, q, _), fl in zip(ids, chunk, facts, strict=True):
+                        [(o.extractor, o.error, i) for o, i in zip(outcomes, ids, strict=True)])
+                if failed := sum(1 for o in outcomes if o.error):
+                    self.store.bump("extraction_errors", failed)
+                for eid, (d, _h, q, _), fl, out in zip(ids, chunk, facts, outcomes, strict=True):
                     third_party_only = d.role == "third_party"
                     for f in fl:
                         res = resolve(conn, f, episode_id=eid, episode_time=d.occurred_at,
-                                      extractor=ex_id, trust=r.episode_trust(kind, d.role),
+                                      extractor=out.extractor, trust=r.episode_trust(kind, d.role),
                                       now=now, origin=origin, quarantine=q or third_party_only,
                                       project=project, tags=tags, pinned=pinned)
                         fact_ids.append(res.fact_id)
@@ -330,20 +329,26 @@ class Ingestor:
                 progress("episodes", len(chunk), None)
         return fact_ids
 
-    def _extract(self, drafts: list[EpisodeDraft], chunk: Sequence[tuple[Any, ...]],
-                 override: Sequence[list[FactDraft]] | None) -> tuple[list[list[FactDraft]], str | None]:
+    def extract_facts(self, drafts: Sequence[EpisodeDraft],
+                      chunk: Sequence[tuple[Any, ...]] = (),
+                      override: Sequence[list[FactDraft]] | None = None,
+                      ) -> tuple[list[list[FactDraft]], list[Outcome]]:
+        """Facts for each draft, and how each episode's facts were made (which extractor, and
+        the error when the configured one failed). An extractor that raises costs the facts,
+        never the episodes: they are stored, the error recorded on them and counted."""
         if not drafts:
-            return [], None
+            return [], []
         if override is not None:
-            return [list(override[p[3]]) for p in chunk], None
+            return [list(override[p[3]]) for p in chunk], [Outcome("user@1")] * len(drafts)
+        ex_id = extractor_id(self.extractor)
         try:
             out = self.extractor.extract(drafts)
             if len(out) != len(drafts):
                 raise RuntimeError(f"extractor returned {len(out)} results for {len(drafts)}")
-            return out, None
+            return out, outcomes_of(self.extractor, len(drafts))
         except Exception as e:  # noqa: BLE001 - never drop an episode for an extractor fault
             log.warning("extraction failed for %d episodes: %r", len(drafts), e)
-            return [[] for _ in drafts], f"{type(e).__name__}: {e}"[:300]
+            return [[] for _ in drafts], [Outcome(ex_id, f"{type(e).__name__}: {e}"[:300])] * len(drafts)
 
     def _embed_facts(self, facts: list[list[FactDraft]], drafts: Sequence[EpisodeDraft] = (),
                      ep_vecs: np.ndarray | None = None) -> dict[str, np.ndarray]:
