@@ -14,10 +14,8 @@ import pytest
 llama_cpp = pytest.importorskip("llama_cpp")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gguf_tiny import CHAT_TEMPLATE, build_tiny_gguf
-
-from cairn.errors import ModelMissing
-from cairn.extraction.llama import (
+from cairn.errors import ModelMissing  # noqa: E402
+from cairn.extraction.llama import (  # noqa: E402
     SAFE_CHAR_RULE,
     InvalidOutput,
     LlamaExtractor,
@@ -26,7 +24,8 @@ from cairn.extraction.llama import (
     render_batch,
     schema_to_gbnf,
 )
-from cairn.models import FACT_KINDS, EpisodeDraft, FactDraft
+from cairn.models import FACT_KINDS, EpisodeDraft, FactDraft  # noqa: E402
+from gguf_tiny import CHAT_TEMPLATE, build_tiny_gguf  # noqa: E402
 
 CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
 
@@ -207,7 +206,7 @@ def test_extract_returns_one_validated_list_per_episode(tiny_model: Path) -> Non
 
 
 def test_prompt_numbers_dates_and_attributes_episodes() -> None:
-    eps = episodes(2) + [EpisodeDraft(text="Ship it Friday.", locator="x", role="user",
+    eps = [*episodes(2), EpisodeDraft(text="Ship it Friday.", locator="x", role="user",
                                       context="Work / Plans")]
     text = render_batch(eps, max_chars=2000)
     assert "[0] 2026-05-08 (Friday), Alice (user)\nI moved to Lisbon" in text
@@ -215,31 +214,47 @@ def test_prompt_numbers_dates_and_attributes_episodes() -> None:
     assert "[2] date unknown, the user, in: Work / Plans\nShip it Friday." in text
 
 
-def test_invalid_output_is_retried_once_then_falls_back(tiny_model: Path, monkeypatch, caplog) -> None:
-    ex = extractor(tiny_model, batch_size=3)
-    calls = []
+class Scripted(LlamaExtractor):
+    """The real model loads and the prompt is built; the answers are scripted."""
 
-    def garbage(*args, **kwargs) -> str:
-        calls.append(args[-1])
-        return '{"facts": [{"episode": 9'
+    def __init__(self, model: Path, answers: list[str], **kw) -> None:
+        super().__init__(model, **kw)
+        self.answers = iter(answers)
+        self.seeds: list[int] = []
 
-    monkeypatch.setattr(ex, "_generate", garbage)
+    def _generate(self, llm, messages, grammar, max_tokens, temperature, seed) -> str:
+        self.seeds.append(seed)
+        return next(self.answers)
+
+
+class Raising(LlamaExtractor):
+    """A model call that raises (llama_decode failing, out of memory, a bug)."""
+
+    def _generate(self, *args, **kwargs) -> str:
+        raise RuntimeError("llama_decode returned -1")
+
+
+def test_garbage_from_the_real_model_is_retried_once_then_falls_back(tiny_model: Path,
+                                                                    caplog) -> None:
+    # No grammar: the random-weight model answers random bytes, never valid JSON.
+    ex = extractor(tiny_model, batch_size=3, constrained=False, max_tokens=64)
     with caplog.at_level(logging.WARNING, logger="cairn.extraction.llama"):
         out = ex.extract(episodes(5))
     assert [fs[0].text for fs in out] == [f"fallback m{i}" for i in range(5)]
-    assert len(calls) == 4  # two batches, two attempts each, the retry with another seed
-    assert calls[0] != calls[1]
-    assert ex.failures == 5 and ex.errors["invalid"] == 4
+    assert ex.failures == 5 and ex.errors["invalid"] == 4  # two batches, two attempts each
     assert "using the marker extractor" in caplog.text
+    assert [o.extractor for o in ex.last_outcomes] == ["marker@1"] * 5
+    assert all(o.error and o.error.startswith("llama invalid") for o in ex.last_outcomes)
 
 
-def test_retry_can_recover(tiny_model: Path, monkeypatch) -> None:
-    ex = extractor(tiny_model)
-    answers = iter(["garbage", json.dumps({"facts": [fact(episode=1)]})])
-    monkeypatch.setattr(ex, "_generate", lambda *a, **k: next(answers))
+def test_retry_uses_another_seed_and_can_recover(tiny_model: Path) -> None:
+    ex = Scripted(tiny_model, ["garbage", json.dumps({"facts": [fact(episode=1)]})],
+                  fallback=MarkerFallback(), n_threads=2)
     out = ex.extract(episodes(2))
     assert out[0] == [] and out[1][0].text == "Alice lives in Lisbon."
     assert ex.failures == 0 and ex.errors["invalid"] == 1
+    assert ex.seeds == [0, 1]
+    assert [o.extractor for o in ex.last_outcomes] == ["llama@1+tiny-test"] * 2
 
 
 def test_output_cut_by_max_tokens_falls_back(tiny_model: Path) -> None:
@@ -256,15 +271,11 @@ def test_timeout_falls_back_quickly(tiny_model: Path) -> None:
     assert ex.errors["timeout"] == 3 and ex.failures == 5
 
 
-def test_generation_error_falls_back(tiny_model: Path, monkeypatch) -> None:
-    ex = extractor(tiny_model)
-
-    def boom(*a, **k):
-        raise RuntimeError("llama_decode returned -1")
-
-    monkeypatch.setattr(ex, "_generate", boom)
+def test_generation_error_falls_back(tiny_model: Path) -> None:
+    ex = Raising(tiny_model, fallback=MarkerFallback(), n_threads=2)
     out = ex.extract(episodes(3))
     assert len(out) == 3 and ex.errors["error"] == 1 and ex.failures == 3
+    assert all("llama_decode returned -1" in (o.error or "") for o in ex.last_outcomes)
 
 
 def test_missing_model_names_the_fix(tmp_path: Path) -> None:
@@ -326,3 +337,53 @@ def test_rules_extractor_is_a_working_fallback(tmp_path: Path) -> None:
     eps = episodes(3)
     ex = extractor(bad, fallback=rules.RulesExtractor())
     assert ex.extract(eps) == rules.RulesExtractor().extract(eps)
+
+
+# -- through the pipeline: a failed extraction never drops an episode ------------------
+
+
+def chat_file(tmp_path: Path, n: int) -> Path:
+    from conftest import write_chat
+
+    return write_chat(tmp_path / "faults.chat.jsonl", [
+        {"id": f"m{i}", "speaker": "Alice", "role": "user", "time": "2026-05-08T13:56:00Z",
+         "text": f"I moved to Lisbon yesterday and I work at Siemens now ({i})."}
+        for i in range(n)])
+
+
+@pytest.mark.parametrize("fault", ["garbage", "timeout", "raises"])
+def test_faulty_model_loses_no_episode_and_counts_errors(home: Path, tmp_path: Path,
+                                                         tiny_model: Path, fault: str) -> None:
+    from cairn.config import load_settings
+    from cairn.extraction.rules import RulesExtractor
+    from cairn.service import Memory
+
+    kw = {"n_threads": 2, "batch_size": 3, "fallback": RulesExtractor()}
+    ex = {"garbage": lambda: LlamaExtractor(tiny_model, constrained=False, max_tokens=64, **kw),
+          "timeout": lambda: LlamaExtractor(tiny_model, timeout=0.001, **kw),
+          "raises": lambda: Raising(tiny_model, **kw)}[fault]()
+    with Memory(load_settings(), extractor=ex) as m:
+        rep = m.ingest([chat_file(tmp_path, 7)]).to_dict()
+        assert rep["episodes_added"] == 7 and rep["files_error"] == 0
+        stats = m.stats()
+        assert stats["episodes"] == 7 and stats["extraction_errors"] == 7
+        assert stats["episodes_by_extractor"] == {"rules@2": 7}  # the fallback made the facts
+        rows = m.store.conn.execute("select distinct extractor from supports").fetchall()
+        assert rows == [("rules@2",)] and stats["facts"] > 0
+
+
+def test_cli_ingest_with_the_llama_extractor_and_a_tiny_timeout(home: Path, tmp_path: Path,
+                                                               tiny_model: Path) -> None:
+    from conftest import cli_json, run_cli
+
+    run_cli("model", "use", str(tiny_model), home=home, check=True)
+    run_cli("config", "set", "extraction.timeout", "0.001", home=home, check=True)
+    out = cli_json("ingest", str(chat_file(tmp_path, 4)), home=home)
+    assert out["episodes_added"] == 4
+    stats = cli_json("stats", home=home)
+    assert stats["episodes"] == 4 and stats["extraction_errors"] == 4
+    run_cli("config", "set", "extraction.timeout", "60", home=home, check=True)
+    again = cli_json("reextract", home=home)  # now the model answers: llama makes the facts
+    assert again["episodes_done"] == 4 and again["episodes_failed"] == 0
+    assert again["extractor"] == "llama@1+tiny-test"
+    assert cli_json("stats", home=home)["episodes_by_extractor"] == {"llama@1+tiny-test": 4}

@@ -137,11 +137,22 @@ def _chunk(store: Store, ing: Ingestor, ids: list[int], rep: ReextractReport) ->
             conn.execute("delete from supports where episode_id = ? and extractor != ?",
                          (eid, USER))
             trust = r.episode_trust(source_kind, draft.role)
+            # What this episode said before, by wording: said again, it keeps its fact (and the
+            # fact its history), even when that fact is superseded by now.
+            before = {h: fid for fid, h in conn.execute(
+                f"select id, content_hash from facts where id in ({','.join('?' * len(old))})",
+                old)} if old else {}
             for f in fl:
+                h = fact_hash(f.text)
+                vec = fact_vecs.get(h)
+                if h in before:
+                    r.add_support(conn, before[h], eid, out.extractor, f.confidence, now)
+                    rep.facts_merged += 1
+                    _relabel(conn, before[h], f, out.extractor, vec, now)
+                    continue
                 res = resolve(conn, f, episode_id=eid, episode_time=draft.occurred_at,
                               extractor=out.extractor, trust=trust, now=now,
                               quarantine=quarantined or draft.role == "third_party")
-                vec = fact_vecs.get(fact_hash(f.text))
                 if res.action in ("add", "supersede"):
                     if vec is not None:
                         vectors.put(conn, "facts", [res.fact_id], vec[None, :])
