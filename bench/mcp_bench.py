@@ -42,11 +42,13 @@ WHEN = ["in March", "last sprint", "on 2026-05-02", "after the outage", "for v2"
 
 
 def memory_text(rng: random.Random, i: int) -> str:
+    """The i-th memory; each is different (a number in every one), so none merge."""
     kind = i % 4
     if kind == 0:
-        return f"The user {rng.choice(VERBS)} {rng.choice(TOOLS)} for {rng.choice(TOPICS)}."
+        return (f"The user {rng.choice(VERBS)} {rng.choice(TOOLS)} for {rng.choice(TOPICS)}"
+                f" (ticket {i}).")
     if kind == 1:
-        return (f"{rng.choice(PEOPLE)} owns {rng.choice(TOPICS)} and reviews changes to it"
+        return (f"{rng.choice(PEOPLE)} owns {rng.choice(TOPICS)} and reviews change {i} to it"
                 f" {rng.choice(WHEN)}.")
     if kind == 2:
         return (f"We decided to move {rng.choice(TOPICS)} to {rng.choice(TOOLS)}"
@@ -55,16 +57,38 @@ def memory_text(rng: random.Random, i: int) -> str:
 
 
 def queries(n: int) -> list[str]:
+    """n different queries (no two alike, so nothing is answered from a cache)."""
     rng = random.Random(11)
-    out = []
-    for i in range(n):
+    out: list[str] = []
+    while len(out) < n:
+        i = len(out)
         if i % 3 == 0:
-            out.append(f"what do we use for {rng.choice(TOPICS)}")
+            q = f"what do we use for {rng.choice(TOPICS)} with {rng.choice(TOOLS)}"
         elif i % 3 == 1:
-            out.append(f"who owns {rng.choice(TOPICS)}")
+            q = f"who owns {rng.choice(TOPICS)} since {rng.choice(WHEN)}"
         else:
-            out.append(f"{rng.choice(TOOLS)} {rng.choice(TOPICS)} decision")
+            q = f"{rng.choice(TOOLS)} {rng.choice(TOPICS)} decision {rng.choice(PEOPLE)}"
+        if q not in out:
+            out.append(q)
     return out
+
+
+def service_recall(home: Path, qs: list[str]) -> dict[str, Any]:
+    """The same recalls straight through the service, in this process: what MCP adds is the
+    difference."""
+    os.environ["CAIRN_HOME"] = str(home)
+    from cairn.config import load_settings
+    from cairn.service import Memory
+
+    with Memory(load_settings()) as m:
+        for q in qs[:20]:
+            m.recall(q, limit=11, reinforce=False)
+        ts = []
+        for q in qs[20:]:
+            t0 = time.perf_counter()
+            m.recall(q, limit=11, reinforce=False)
+            ts.append((time.perf_counter() - t0) * 1000)
+    return {"calls": len(ts), "p50_ms": pct(ts, 0.5), "p95_ms": pct(ts, 0.95)}
 
 
 def env_for(home: Path) -> dict[str, str]:
@@ -116,13 +140,15 @@ def build_store(home: Path, n: int) -> float:
 
     with Memory(load_settings()) as m:
         have = m.stats()["facts"]
-        if have >= n:
+        if have:
+            if have < n:
+                raise SystemExit(f"{home} holds {have} memories, not {n}: delete it first")
             return 0.0
         rng = random.Random(n)
         texts = [memory_text(rng, i) for i in range(n)]
         t0 = time.perf_counter()
         batch = 1000
-        for start in range(have, n, batch):
+        for start in range(0, n, batch):
             part = texts[start:start + batch]
             drafts = [EpisodeDraft(text=t, locator=f"b{start + j}", role="user",
                                    occurred_at=f"2026-{1 + (start + j) % 12:02d}-"
@@ -133,11 +159,15 @@ def build_store(home: Path, n: int) -> float:
             uri = f"mcp:bench-{(start // batch) % 4}"
             m.ingestor.store_episodes(uri, "mcp", drafts, remove_stale=False,
                                       result=FileResult(uri, "ingested"), facts_override=facts,
-                                      origin="typed", project=None if start % 2 else "bench",
+                                      origin="typed", project=None if (start // batch) % 2 else "bench",
                                       quarantine_injections=True)
             print(f"  built {start + len(part)}/{n}", file=sys.stderr, end="\r")
         print(file=sys.stderr)
-        return time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        got = m.stats()["facts"]
+        if got != n:
+            raise SystemExit(f"built {got} memories, expected {n}")
+        return took
 
 
 def warm_calls(home: Path, calls: int) -> dict[str, Any]:
@@ -262,6 +292,8 @@ def main() -> None:
     ap.add_argument("--workdir", help="keep stores here (the 20k store is reused)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # as `cairn mcp` runs, for the in-process baseline
     only = set(args.only or ["start", "warm", "concurrency"])
     out: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="cairn-mcp-bench-") as tmp:
@@ -274,6 +306,7 @@ def main() -> None:
             home = root / f"store-{args.memories}"
             secs = build_store(home, args.memories)
             out["warm"] = {"memories": args.memories, **warm_calls(home, args.calls)}
+            out["warm"]["service_recall"] = service_recall(home, queries(args.calls + 20))
             if secs:
                 out["warm"]["build_s"] = round(secs, 1)
         if "concurrency" in only:
@@ -290,6 +323,9 @@ def main() -> None:
         print(f"warm tool calls at {w['memories']} memories (first call {w['first_call_ms']} ms):")
         for name in ("recall", "recent", "explain", "remember"):
             print(f"  {name:<9} p50 {w[name]['p50_ms']} ms, p95 {w[name]['p95_ms']} ms")
+        sr = w["service_recall"]
+        print(f"  (Memory.recall in process, same queries: p50 {sr['p50_ms']} ms,"
+              f" p95 {sr['p95_ms']} ms)")
     if c := out.get("concurrency"):
         print(f"{c['servers']} servers x {c['writes_each']} writes (+{c['cli_writes']} CLI):"
               f" {c['errors']} errors ({c['locked_errors']} 'locked'), {c['lost']} lost,"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -343,3 +344,32 @@ def test_the_same_words_in_two_projects_are_two_memories(server: tuple[Any, Any]
     assert a["project"] == "alpha" and b["project"] == "beta" and a["id"] != b["id"]
     assert a2["id"] == a["id"] and a2["action"] == "merged"
     assert fa["hits"][0]["id"] == a["id"] and fb["hits"][0]["id"] == b["id"]
+
+
+def test_roots_are_asked_once_per_session_and_again_after_a_change(
+        server: tuple[Any, Any], tmp_path: Path) -> None:
+    first, second = git_repo(tmp_path / "first"), git_repo(tmp_path / "second")
+    asked: list[Path] = []
+    where = [first]
+
+    async def list_roots(_ctx: Any) -> Any:
+        asked.append(where[0])
+        return types.ListRootsResult(roots=[types.Root(uri=where[0].as_uri())])
+
+    async def body(c: Client) -> Any:
+        out = []
+        for i in range(3):
+            r = await c.call_tool("remember", {"text": f"Session note {i}"})
+            out.append(r.structured_content["project"])
+        where[0] = second
+        with warnings.catch_warnings():  # roots are deprecated in the 2026-07-28 protocol
+            warnings.simplefilter("ignore")
+            await c.session.send_roots_list_changed()
+        await anyio.sleep(0.05)
+        r = await c.call_tool("remember", {"text": "After the workspace changed"})
+        out.append(r.structured_content["project"])
+        return out
+
+    projects = drive(server[0], body, list_roots_callback=list_roots, mode="legacy")
+    assert projects == ["first", "first", "first", "second"]
+    assert asked == [first, second]

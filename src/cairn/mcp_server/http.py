@@ -35,20 +35,10 @@ def token_path() -> Path:
 def load_token(path: Path | None = None, *, rotate: bool = False) -> str:
     """The bearer token, created (0600) on first use; `rotate` replaces it."""
     path = path or token_path()
-    ensure_private_dir(path.parent)
-    if rotate:
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-        os.replace(tmp, path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
+        _create_token(path, rotate)
+    except OSError as e:
+        raise CairnError(f"cannot create the MCP token at {path} ({e.strerror or e})") from None
     try:
         os.chmod(path, 0o600)
         token = path.read_text(encoding="ascii").strip()
@@ -58,6 +48,29 @@ def load_token(path: Path | None = None, *, rotate: bool = False) -> str:
     if len(token) < 16:
         raise CairnError(f"the MCP token at {path} is too short; run 'cairn mcp token --rotate'")
     return token
+
+
+def _create_token(path: Path, rotate: bool) -> None:
+    """Write a new token to a private temporary file, then move it into place: replacing the
+    old one (`rotate`), or only if there is none, so two servers starting at once agree."""
+    if path.exists() and not rotate:
+        return
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        if rotate:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # atomic, and fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def is_loopback(host: str) -> bool:

@@ -269,6 +269,16 @@ def install(client_name: str, *, name: str = "cairn", dry_run: bool = False,
     result = InstallResult(client.name, target, name, action, entry, dry_run, notes=notes)
     if new is None or dry_run:
         return result
+    try:
+        _write(target, new, result, now)
+    except OSError as e:
+        raise CairnError(f"cannot write {target} ({e.strerror or e}); nothing was changed"
+                         ) from None
+    return result
+
+
+def _write(target: Path, new: str, result: InstallResult, now: datetime | None) -> None:
+    """Back up the old file, then replace it atomically, keeping its mode (new files: 0600)."""
     if target.exists():
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         result.backup = target.with_name(f"{target.name}.cairn-backup-{stamp}")
@@ -285,4 +295,3 @@ def install(client_name: str, *, name: str = "cairn", dry_run: bool = False,
         os.fsync(fh.fileno())
     os.chmod(tmp, mode)
     os.replace(tmp, target)
-    return result
