@@ -77,17 +77,21 @@ def first_locators(hits: list[dict[str, Any]], k: int = K) -> list[str]:
 
 
 class BM25Baseline:
-    """Plain BM25 over turns: FTS5 with the default unicode61 tokenizer, OR of the query words."""
+    """Plain BM25 over turns: FTS5 (default unicode61 tokenizer) over `speaker: text`, an OR of
+    the query's words less the same stop words cairn leaves out."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         import pysqlite3.dbapi2 as sqlite3
 
         self.db = sqlite3.connect(":memory:")
         self.db.execute("create virtual table t using fts5(id unindexed, text)")
-        self.db.executemany("insert into t values (?, ?)", [(r["id"], r["text"]) for r in rows])
+        self.db.executemany("insert into t values (?, ?)",
+                            [(r["id"], f"{r['speaker']}: {r['text']}") for r in rows])
 
     def search(self, query: str, k: int = K) -> list[str]:
-        words = re.findall(r"\w+", query.lower())
+        from cairn.store.search import STOPWORDS
+
+        words = [w for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS]
         if not words:
             return []
         q = " OR ".join(f'"{w}"' for w in words)
@@ -162,7 +166,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tot[0] += f
             tot[1] += n
         all_q = [x for c in per_q[system].values() for x in c]
-        table[system] = {"categories": cats, "overall": round(tot[0] / tot[1], 4),
+        qcats = {CATEGORIES[c]: round(sum(v) / len(v), 4) if (v := per_q[system][c]) else None
+                 for c in sorted(CATEGORIES)}
+        table[system] = {"categories": cats, "question_categories": qcats,
+                         "overall": round(tot[0] / tot[1], 4),
                          "question_mean": round(sum(all_q) / len(all_q), 4),
                          "evidence_turns": tot[1]}
     return {
@@ -199,14 +206,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
+    c, b = out["results"]["cairn"], out["results"]["bm25"]
     print(f"LoCoMo evidence recall@{K}, categories 1-4, {out['conversations']} conversations,"
-          f" {out['results']['cairn']['evidence_turns']} gold evidence turns")
-    print(f"{'category':<14}{'cairn':>8}{'BM25':>8}")
+          f" {out['questions']} questions, {c['evidence_turns']} gold evidence turns")
+    print(f"{'':<14}{'per question':>26}{'per evidence turn':>26}")
+    print(f"{'category':<14}{'cairn':>13}{'BM25':>13}{'cairn':>13}{'BM25':>13}")
     for cat in CATEGORIES.values():
-        print(f"{cat:<14}{out['results']['cairn']['categories'][cat]:>8.3f}"
-              f"{out['results']['bm25']['categories'][cat]:>8.3f}")
-    print(f"{'all':<14}{out['results']['cairn']['overall']:>8.3f}"
-          f"{out['results']['bm25']['overall']:>8.3f}")
+        print(f"{cat:<14}{c['question_categories'][cat]:>13.3f}"
+              f"{b['question_categories'][cat]:>13.3f}"
+              f"{c['categories'][cat]:>13.3f}{b['categories'][cat]:>13.3f}")
+    print(f"{'all':<14}{c['question_mean']:>13.3f}{b['question_mean']:>13.3f}"
+          f"{c['overall']:>13.3f}{b['overall']:>13.3f}")
     print(f"ingest {out['ingest_turns_per_s']} turns/s (embeddings + {out['extractor']} facts);"
           f" recall mean {out['recall_ms_mean']} ms over {out['questions']} questions")
 
