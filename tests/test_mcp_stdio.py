@@ -99,7 +99,7 @@ def test_stdout_carries_only_protocol(home: Path, tmp_path: Path) -> None:
 
 
 def test_servers_and_cli_share_one_store_without_lock_errors(home: Path, tmp_path: Path) -> None:
-    servers, writes, cli_writes = 3, 40, 8
+    servers, writes, cli_writes = 3, 25, 5
     run_cli("stats", home=home, check=True)  # the store exists before the race starts
 
     async def agent(n: int, results: list[Any]) -> None:
