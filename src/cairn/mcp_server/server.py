@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -51,11 +51,33 @@ def build_server(settings: Settings, *, transport: str = "stdio",
             yield rt
             tg.cancel_scope.cancel()
 
-    mcp = MCPServer("cairn", title="cairn memory", version=__version__,
-                    instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
+    with _sdk_logging_left_alone():
+        mcp = MCPServer("cairn", title="cairn memory", version=__version__,
+                        instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
     tools.register(mcp, rt)
     _on_roots_changed(mcp, rt)
     return mcp, rt
+
+
+@contextmanager
+def _sdk_logging_left_alone() -> Iterator[None]:
+    """Keep MCPServer from configuring the root logger.
+
+    Why: its constructor installs a rich handler (and imports rich: ~40 ms of start-up) when
+    nothing configured logging yet; cairn's entry points configure logging themselves, to
+    stderr only, so stdout stays protocol.
+    """
+    import mcp.server.mcpserver.server as sdk
+
+    original = getattr(sdk, "configure_logging", None)
+    if original is None:
+        yield
+        return
+    sdk.configure_logging = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sdk.configure_logging = original
 
 
 def _on_roots_changed(mcp: Any, rt: Runtime) -> None:
