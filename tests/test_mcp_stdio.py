@@ -54,52 +54,51 @@ def test_stdio_session_with_roots(home: Path, tmp_path: Path) -> None:
     assert cli["hits"][0]["text"] == "Checkout uses Stripe, not PayPal"
 
 
-def test_stdio_uses_the_working_directory_git_toplevel(home: Path, tmp_path: Path) -> None:
+def test_raw_pipes_protocol_only_on_stdout_and_project_from_cwd(home: Path,
+                                                                tmp_path: Path) -> None:
+    """As an agent without roots runs it: from a folder inside a git repository."""
     repo = git_repo(tmp_path / "infra")
     (repo / "terraform").mkdir()
-
-    async def main() -> Any:
-        async with Client(params(home, repo / "terraform")) as c:  # declares no roots
-            return await c.call_tool("remember", {"text": "Prod runs in eu-west-1"})
-
-    assert anyio.run(main).structured_content["project"] == "infra"
-
-
-def test_stdout_carries_only_protocol(home: Path, tmp_path: Path) -> None:
     msgs = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "raw", "version": "0"}}},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "remember", "arguments": {"text": "Raw pipes work too"}}},
+            "name": "remember", "arguments": {"text": "Prod runs in eu-west-1"}}},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
             "name": "forget", "arguments": {"ids": ["f999"]}}},
     ]
+    t0 = time.perf_counter()
     proc = subprocess.Popen([CAIRN, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=server_env(home), cwd=tmp_path,
+                            stderr=subprocess.PIPE, env=server_env(home), cwd=repo / "terraform",
                             text=True)
     assert proc.stdin is not None and proc.stdout is not None
-    replies = []
+    replies: list[Any] = []
+    ready = 0.0
     for m in msgs:
         proc.stdin.write(json.dumps(m) + "\n")
         proc.stdin.flush()
         if "id" in m:
             replies.append(json.loads(proc.stdout.readline()))
+            ready = ready or time.perf_counter() - t0  # start to answered initialize
     proc.stdin.close()
     rest = proc.stdout.read()
     assert proc.wait(timeout=20) == 0
     err = proc.stderr.read() if proc.stderr else ""
     assert rest == ""
     assert [r["id"] for r in replies] == [1, 2, 3]
+    assert replies[0]["result"]["serverInfo"]["name"] == "cairn"
+    assert ready < 5.0  # generous for slow shared CI; bench/mcp_bench.py measures it (≤ 1 s)
     assert replies[1]["result"]["structuredContent"]["id"] == "f1"
+    assert replies[1]["result"]["structuredContent"]["project"] == "infra"
     assert replies[2]["result"]["isError"] is True
     assert "no memory with id f999" in replies[2]["result"]["content"][0]["text"]
     assert "Traceback" not in err
 
 
 def test_servers_and_cli_share_one_store_without_lock_errors(home: Path, tmp_path: Path) -> None:
-    servers, writes, cli_writes = 3, 25, 5
+    servers, writes, cli_writes = 3, 25, 3
     run_cli("stats", home=home, check=True)  # the store exists before the race starts
 
     async def agent(n: int, results: list[Any]) -> None:
@@ -111,9 +110,8 @@ def test_servers_and_cli_share_one_store_without_lock_errors(home: Path, tmp_pat
                 if i % 10 == 0:
                     results.append(await c.call_tool("recall", {"query": f"agent {n} note"}))
 
-    def cli(results: list[Any]) -> None:
-        for i in range(cli_writes):
-            results.append(run_cli("remember", f"The shell wrote line {i}", home=home))
+    def cli(i: int, results: list[Any]) -> None:
+        results.append(run_cli("remember", f"The shell wrote line {i}", home=home))
 
     async def main() -> tuple[list[Any], list[Any]]:
         agents: list[Any] = []
@@ -121,7 +119,8 @@ def test_servers_and_cli_share_one_store_without_lock_errors(home: Path, tmp_pat
         async with anyio.create_task_group() as tg:
             for n in range(servers):
                 tg.start_soon(agent, n, agents)
-            tg.start_soon(anyio.to_thread.run_sync, cli, shells)
+            for i in range(cli_writes):
+                tg.start_soon(anyio.to_thread.run_sync, cli, i, shells)
         return agents, shells
 
     agents, shells = anyio.run(main)
@@ -132,25 +131,6 @@ def test_servers_and_cli_share_one_store_without_lock_errors(home: Path, tmp_pat
     ids = [r.structured_content["id"] for r in agents if "action" in r.structured_content]
     assert len(ids) == len(set(ids)) == servers * writes
     assert cli_json("stats", home=home)["facts"] == servers * writes + cli_writes
-
-
-def test_starts_quickly(home: Path, tmp_path: Path) -> None:
-    """Start to answered `initialize`; bench/mcp_bench.py measures it properly (≤ 1 s)."""
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"}}}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([CAIRN, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=server_env(home), cwd=tmp_path)
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write((json.dumps(init) + "\n").encode())
-    proc.stdin.flush()
-    reply = json.loads(proc.stdout.readline())
-    took = time.perf_counter() - t0
-    proc.stdin.close()
-    proc.wait(timeout=20)
-    assert reply["result"]["serverInfo"]["name"] == "cairn"
-    assert took < 5.0  # generous: CI machines are slow and shared
 
 
 def test_help_does_not_import_the_sdk() -> None:
@@ -178,10 +158,8 @@ def test_mcp_inspector_cli(home: Path, tmp_path: Path) -> None:
     assert by_name["recall"]["annotations"]["readOnlyHint"] is True
     assert by_name["forget"]["annotations"]["destructiveHint"] is True
     assert "outputSchema" in by_name["recall"]
-    stored = inspect("--method", "tools/call", "--tool-name", "remember",
-                     "--tool-arg", "text=The Inspector can store memories")
-    assert stored["structuredContent"]["action"] == "added"
+    run_cli("remember", "The Inspector can read memories", home=home, check=True)
     found = inspect("--method", "tools/call", "--tool-name", "recall",
-                    "--tool-arg", "query=inspector store memories")
-    assert found["structuredContent"]["hits"][0]["text"] == "The Inspector can store memories"
+                    "--tool-arg", "query=inspector read memories")
+    assert found["structuredContent"]["hits"][0]["text"] == "The Inspector can read memories"
     assert "evidence to weigh" in found["content"][0]["text"]

@@ -99,8 +99,9 @@ def test_remember_recall_forget_round_trip(server: tuple[Any, Any], mode: str) -
 def test_recall_has_the_recall_json_shape(server: tuple[Any, Any], home: Path) -> None:
     from conftest import cli_json
 
-    cli_json("remember", "I prefer aisle seats on long flights", home=home)
-    cli_json("remember", "My dentist is Dr Okafor on Rua Augusta", home=home)
+    m = server[1].memory
+    m.remember("I prefer aisle seats on long flights", origin="cli")
+    m.remember("My dentist is Dr Okafor on Rua Augusta", origin="cli")
 
     async def body(c: Client) -> Any:
         return await c.call_tool("recall", {"query": "aisle seats", "limit": 5})
