@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from cairn.extraction.dates import DateMention, find_dates, tense_of
 from cairn.models import EpisodeDraft, FactDraft, FactKind
@@ -69,6 +70,8 @@ _FRAGMENT_WORDS = frozenset(["and", "or", "the", "of", "a", "an", "in", "at", "o
 _FIRST_PERSON = re.compile(
     r"\b(?:I|I'm|I've|I'd|I'll|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|[Ww]e're|[Ww]e've|[Ww]e'll|"
     r"[Ww]e'd|[Oo]ur|[Oo]urs|us|[Oo]urselves)\b")
+_ANY_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|our|ours|us|ourselves)\b|\bi['’]",
+                               re.I)
 _IRREGULAR_3RD = {"have": "has", "do": "does", "go": "goes", "be": "is", "am": "is",
                   "are": "is", "was": "was", "were": "was"}
 _NO_S = {"can", "could", "will", "would", "should", "might", "must", "may", "shall", "did",
@@ -127,6 +130,8 @@ def resolve_first_person(sentence: str, subject: str, past: bool = False) -> str
 
     `past`: the sentence reports the past, so "I split up" stays "split", not "splits"."""
     s = sentence
+    if not _ANY_FIRST_PERSON.search(s):
+        return s[0].upper() + s[1:] if s and s[0].islower() else s
     if re.search(r"(?<![\w'])i(?=['’\s])", s) and not re.search(r"\bI\b", s):
         s = re.sub(r"(?<![\w'])i(?=['’\s])", "I", s)  # typed all lower case
     s = s.replace("’", "'")
@@ -176,7 +181,8 @@ def _clean_name(raw: str) -> str | None:
     return name or None
 
 
-def _names(text: str) -> list[tuple[int, int, str]]:
+@lru_cache(maxsize=4096)
+def _names(text: str) -> tuple[tuple[int, int, str], ...]:
     out = []
     for m in _NAME_RE.finditer(text):
         raw = m.group(1)
@@ -186,7 +192,7 @@ def _names(text: str) -> list[tuple[int, int, str]]:
         if name:
             start = m.start() + raw.find(name.split()[0])
             out.append((start, start + len(name), name))
-    return out
+    return tuple(out)
 
 
 def _antecedent(text: str, pos: int, subject: str) -> str | None:
