@@ -36,8 +36,12 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     db = tmp_path / "cairn.db"
     connect(db).close()
     conn = connect(db)
-    n = conn.execute("select count(*) from _sqlite_migrations where migration_set = 'cairn'").fetchone()[0]
-    assert n == 1
+    from cairn.store.migrations import migrations
+
+    names = [r[0] for r in conn.execute(
+        "select name from _sqlite_migrations where migration_set = 'cairn' order by id")]
+    assert names == [m.name for m in migrations._migrations]  # each once, in order
+    assert conn.execute("select 1 from sqlite_master where name = 'facts_recorded_at'").fetchone()
     conn.close()
 
 

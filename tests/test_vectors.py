@@ -59,11 +59,16 @@ def test_numpy_and_sqlite_vec_agree(memory: Any) -> None:
             " vec_quantize_binary(?) and k = 150", (q.tobytes(),)).fetchall())
         mine = dict(zip(ids, cache.hamming(q).tolist(), strict=True))
         assert mine == {k: int(v) for k, v in theirs.items()}
-        # Rescoring in float16 orders the candidates as exact float32 cosine does.
-        exact = np.argsort(-(emb @ q))[:5]
+        # Rescoring in float16: each cosine within 2e-3 of float32's, so the 5 picked are the
+        # exact top 5 up to near-ties (a random query's cosines are ~1e-3 apart).
+        sims = dict(zip(ids, (emb @ q).tolist(), strict=True))
+        fifth = sorted(sims.values(), reverse=True)[4]
         got = cache.nearest(q, 150, 5)
-        assert [i for i, _ in got] == [ids[j] for j in exact]
-        assert np.allclose([s for _, s in got], (emb @ q)[exact], atol=2e-3)
-        # The one-shot path (sqlite-vec first pass, float32 blobs from SQLite) agrees.
-        one_shot = vectors.knn(conn, "episodes", q, 5, first_pass=150)
-        assert [i for i, _ in one_shot] == [ids[j] for j in exact]
+        assert len(got) == 5
+        for i, sim in got:
+            assert abs(sim - sims[i]) < 2e-3
+            assert sims[i] >= fifth - 4e-3
+        # The one-shot path (sqlite-vec first pass, float32 blobs from SQLite) is exact.
+        exact = [ids[j] for j in np.argsort(-(emb @ q))[:5]]
+        vectors._CACHES.clear()  # a process's first knn takes the one-shot path
+        assert [i for i, _ in vectors.knn(conn, "episodes", q, 5, first_pass=150)] == exact

@@ -150,6 +150,12 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_facts_recorded_at(db: Database) -> None:
+    # `recent` (CLI and MCP) pages facts newest first: without it, a full sort (18 ms at 20k).
+    db.execute("create index if not exists facts_recorded_at on facts(recorded_at, id)")
+
+
 def apply_migrations(conn: Any) -> None:
     """Apply pending migrations under the writer lock, so two processes opening a new
     store at once do not both create it."""
