@@ -6,8 +6,9 @@
 
 Throughput: messages per second through `LlamaExtractor.extract` (batches of --batch-size,
 grammar-constrained, validated), after the model is loaded. The tiny model measures cairn's
-own overhead per call (prompt, grammar, sampling, validation); a real model measures what a
-user will see.
+own path per call (chat template, prompt, grammar, sampling, validation); at temperature 1 its
+random answers vary a lot in length (0.3 to 9 s a batch), so the figure moves between runs. A
+real model measures what a user will see.
 
 Fault injection: N chat messages are ingested through the real pipeline (`Memory.ingest`, the
 real embedder, a fresh store) with a llama extractor that fails in one way, and the store is
@@ -66,9 +67,9 @@ class ExtractRaises:
 
 
 def throughput(model: Path, args: argparse.Namespace, tiny: bool) -> dict[str, Any]:
+    temperature = args.temperature if args.temperature is not None else 1.0 if tiny else 0.0
     ex = LlamaExtractor(model, n_threads=args.threads, timeout=args.timeout,
-                        batch_size=args.batch_size, n_ctx=args.n_ctx,
-                        temperature=1.0 if tiny else 0.0)
+                        batch_size=args.batch_size, n_ctx=args.n_ctx, temperature=temperature)
     eps = [EpisodeDraft(text=SAMPLES[i % len(SAMPLES)], locator=f"m{i}", speaker="Alice",
                         occurred_at="2026-05-08T13:56:00Z") for i in range(args.messages)]
     t0 = time.perf_counter()
@@ -79,6 +80,7 @@ def throughput(model: Path, args: argparse.Namespace, tiny: bool) -> dict[str, A
     dt = time.perf_counter() - t0
     ex.close()
     return {"model": model.name, "messages": len(out), "batch_size": args.batch_size,
+            "temperature": temperature,
             "threads": args.threads, "load_and_first_batch_s": round(load, 2),
             "seconds": round(dt, 2), "messages_per_s": round(len(out) / dt, 1),
             "facts": sum(len(f) for f in out), "fallbacks": ex.failures,
@@ -137,6 +139,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--temperature", type=float,
+                   help="default 1.0 for the tiny model (random answers of random length, which"
+                        " exercises generation), 0 for a real one; 0 on the tiny model gives the"
+                        " per-call overhead floor (it answers {\"facts\": []} at once)")
     p.add_argument("--faults", type=int, default=64, help="messages per fault (0: skip)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -156,6 +162,7 @@ def main() -> None:
         return
     print(f"llama extractor, {speed['model']}: {speed['messages_per_s']} messages/s"
           f" ({speed['messages']} messages in {speed['seconds']} s, batch {speed['batch_size']},"
+          f" temperature {speed['temperature']},"
           f" {speed['threads']} threads; load + first batch {speed['load_and_first_batch_s']} s;"
           f" {speed['facts']} facts, {speed['fallbacks']} fallbacks)")
     if faults:
