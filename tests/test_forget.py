@@ -99,3 +99,13 @@ def test_bad_ids(memory: Any, bad: str) -> None:
 
     with pytest.raises(CairnError):
         memory.forget_plan([bad])
+
+
+def test_forgotten_ids_are_never_reused(memory: Any) -> None:
+    first = memory.remember("The spare bike lock code is with Jonas")
+    memory.forget_apply(memory.forget_plan([first["id"]]))
+    second = memory.remember("The boat club meets on Thursdays")
+    assert second["id"] != first["id"]
+    # and the episodes' ids move on too
+    eps = [r[0] for r in memory.store.conn.execute("select id from episodes")]
+    assert eps and min(eps) > 1

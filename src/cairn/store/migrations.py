@@ -156,6 +156,16 @@ def m002_facts_recorded_at(db: Database) -> None:
     db.execute("create index if not exists facts_recorded_at on facts(recorded_at, id)")
 
 
+@migrations()
+def m003_id_high_water_marks(db: Database) -> None:
+    # Ids are never reused after a forget (see records.next_id).
+    for t in ("facts", "episodes"):
+        db.execute(f"""create trigger if not exists {t}_hwm after delete on {t} begin
+            insert into counters(name, value) values ('hwm:{t}', old.id)
+                on conflict(name) do update set value = max(value, excluded.value);
+        end""")
+
+
 def apply_migrations(conn: Any) -> None:
     """Apply pending migrations under the writer lock, so two processes opening a new
     store at once do not both create it."""

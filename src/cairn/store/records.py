@@ -61,13 +61,24 @@ def episode_keys(conn: Any, source_id: int) -> dict[tuple[str, str], int]:
     }
 
 
+def next_id(conn: Any, table: str) -> int:
+    """The id for a new row: past every id the table ever had, so a forgotten f12 never comes
+    back as another memory (a script or an agent may still hold it). Deletes record the
+    high-water mark in counters (migration m003); `integer primary key` alone reuses the top."""
+    row = conn.execute(
+        f"select max(coalesce((select max(id) from {table}), 0),"
+        " coalesce((select value from counters where name = ?), 0)) + 1",
+        (f"hwm:{table}",)).fetchone()
+    return int(row[0])
+
+
 def insert_episode(conn: Any, source_id: int, d: EpisodeDraft, chash: str, trust: float,
                    quarantined: bool, now: str) -> int:
     cur = conn.execute(
-        "insert into episodes(source_id, locator, speaker, role, occurred_at, text, context,"
-        " content_hash, trust, quarantined, created_at) values (?,?,?,?,?,?,?,?,?,?,?)",
-        (source_id, d.locator, d.speaker, d.role, d.occurred_at, d.text, d.context, chash, trust,
-         int(quarantined), now),
+        "insert into episodes(id, source_id, locator, speaker, role, occurred_at, text, context,"
+        " content_hash, trust, quarantined, created_at) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (next_id(conn, "episodes"), source_id, d.locator, d.speaker, d.role, d.occurred_at,
+         d.text, d.context, chash, trust, int(quarantined), now),
     )
     return int(cur.lastrowid)
 
@@ -122,10 +133,10 @@ def insert_fact(conn: Any, f: FactDraft, *, chash: str, trust: float, now: str, 
                 pinned: bool = False, valid_to: str | None = None,
                 superseded_by: int | None = None) -> int:
     cur = conn.execute(
-        "insert into facts(text, kind, subject, attribute, value, valid_from, valid_to, recorded_at,"
-        " updated_at, status, superseded_by, trust, pinned, project, tags, origin, content_hash)"
-        " values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (f.text, f.kind, f.subject, f.attribute, f.value, f.valid_from, valid_to or f.valid_to,
+        "insert into facts(id, text, kind, subject, attribute, value, valid_from, valid_to,"
+        " recorded_at, updated_at, status, superseded_by, trust, pinned, project, tags, origin,"
+        " content_hash) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (next_id(conn, "facts"), f.text, f.kind, f.subject, f.attribute, f.value, f.valid_from, valid_to or f.valid_to,
          now, now, status, superseded_by, trust, int(pinned), project, json.dumps(list(tags)),
          origin, chash),
     )
