@@ -15,6 +15,19 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One built ONNX graph (90 MB) for the whole run, not one per test's store; subprocesses
+    inherit it through the environment. Tests of the cache itself pass their own folder."""
+    old = os.environ.get("CAIRN_CACHE_DIR")
+    os.environ["CAIRN_CACHE_DIR"] = str(tmp_path_factory.mktemp("onnx-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CAIRN_CACHE_DIR", None)
+    else:
+        os.environ["CAIRN_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     h = tmp_path / "cairn-home"

@@ -124,8 +124,20 @@ def test_load_embedder_uses_onnxruntime_by_default(onnx_home: Path,
                                                    onnx_embedder: OnnxMiniLMEmbedder,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.delenv("CAIRN_CACHE_DIR", raising=False)  # beside the store, by default
     emb = load_embedder(_settings(onnx_home))  # the fixture's graph, so nothing is built
     assert isinstance(emb, OnnxMiniLMEmbedder) and emb.path == onnx_embedder.path
+
+
+def test_cache_dir_setting_shares_one_graph(onnx_home: Path, tmp_path: Path,
+                                            onnx_embedder: OnnxMiniLMEmbedder,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(onnx_embedder.path.parent))
+    other = tmp_path / "another-store"
+    emb = load_embedder(_settings(other))
+    assert isinstance(emb, OnnxMiniLMEmbedder) and emb.path == onnx_embedder.path
+    assert not (other / "models").exists()
 
 
 def test_corrupt_cache_file_is_rebuilt(tmp_path: Path, onnx_embedder: OnnxMiniLMEmbedder) -> None:
@@ -142,6 +154,7 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path: Path, onnx_embedder: OnnxMiniLM
 def test_load_embedder_falls_back_to_numpy_without_onnx(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.delenv("CAIRN_CACHE_DIR", raising=False)  # the graph would go beside the store
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     emb = load_embedder(_settings(tmp_path))
     assert type(emb) is MiniLMEmbedder and emb.model_id == MINILM_ID
@@ -151,6 +164,7 @@ def test_load_embedder_falls_back_to_numpy_without_onnx(tmp_path: Path,
 def test_failed_onnx_build_warns_and_uses_numpy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.delenv("CAIRN_CACHE_DIR", raising=False)  # the graph would go beside the store
     monkeypatch.setattr(onnx_minilm, "TOLERANCE", -1.0)  # every check vector "differs"
     with caplog.at_level(logging.WARNING):
         emb = load_embedder(_settings(tmp_path))

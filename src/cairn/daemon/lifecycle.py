@@ -227,7 +227,10 @@ class Daemon:
                 break
             if self.once and not self.scan_reasons:
                 break
-            self._write_status()
+            # Throttled while busy; but once nothing is waiting, the status says so at once
+            # (a script that waits for "idle" must not read counts a second old).
+            idle = not len(self.queue) and not self.scan_reasons
+            self._write_status(force=idle and self._status_dirty)
             timeout = self._timeout()
             if timeout > 0:
                 self.wake_event.wait(timeout)

@@ -256,7 +256,10 @@ def _minilm(model_dir: Path, settings: Settings) -> Embedder:
     try:
         from cairn.extraction.onnx_minilm import OnnxMiniLMEmbedder
 
-        emb = OnnxMiniLMEmbedder(model_dir, settings.db_path.parent / "models")
+        # CAIRN_CACHE_DIR lets several stores (a test suite, benchmarks) share one built graph.
+        cache = os.environ.get("CAIRN_CACHE_DIR")
+        emb = OnnxMiniLMEmbedder(model_dir, Path(cache).expanduser() if cache
+                                 else settings.db_path.parent / "models")
     except Exception as e:
         # Trigger: the graph could not be built, written, loaded or failed its check vectors
         # Why: the numpy pass gives the same vectors, only slower; recall must not fail
