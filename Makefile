@@ -39,6 +39,11 @@ bench: install-dev
 	$(PY) bench/locomo.py
 	$(PY) bench/latency.py
 	$(PY) bench/ingest_speed.py
+	$(PY) bench/embeddings.py
+	$(PY) bench/extract_rules.py
+	$(PY) bench/extract_llama.py
+	$(PY) bench/daemon_bench.py
+	$(PY) bench/mcp_bench.py
 
 completions: install
 	$(PY) -m cairn.cli.completions completions
