@@ -19,13 +19,9 @@ BIN = Path(sys.executable).parent
 def _shared_onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One built ONNX graph (90 MB) for the whole run, not one per test's store; subprocesses
     inherit it through the environment. Tests of the cache itself pass their own folder."""
-    old = os.environ.get("CAIRN_CACHE_DIR")
-    os.environ["CAIRN_CACHE_DIR"] = str(tmp_path_factory.mktemp("onnx-cache"))
-    yield
-    if old is None:
-        os.environ.pop("CAIRN_CACHE_DIR", None)
-    else:
-        os.environ["CAIRN_CACHE_DIR"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAIRN_CACHE_DIR", str(tmp_path_factory.mktemp("onnx-cache")))
+        yield
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ from typing import IO, Any
 
 from cairn.config import Settings
 from cairn.errors import BadInput, CairnError, NotFound
-from cairn.ingest.pipeline import FileResult, IngestReport, Ingestor, Progress
+from cairn.ingest.pipeline import FileResult, Ingestor, IngestReport, Progress
 from cairn.models import EpisodeDraft, FactDraft, Hit, SourceRef
 from cairn.querytime import parse_as_of, window
-from cairn.store import Store, iso, utcnow
+from cairn.store import Store, iso, utcnow, vectors
 from cairn.store import records as r
 from cairn.store import search as s
-from cairn.store import vectors
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +88,9 @@ class Memory:
         self._extractor = extractor
         self._store = store
         self._ingestor: Ingestor | None = None
+        self._recalls = 0
+        # (worker, read-only connection) for recall's second FTS; False once it failed to open.
+        self._side: tuple[Any, Any] | bool | None = None
 
     # ------------------------------------------------------------ lazy parts
 
@@ -124,11 +126,10 @@ class Memory:
     def _side_reader(self) -> tuple[Any, Any] | None:
         """A worker thread and a read-only connection of its own, from a process's second
         recall on (a one-shot CLI recall does not pay for them); None if it cannot be had."""
-        self._recalls = getattr(self, "_recalls", 0) + 1
-        if self._recalls < 2:
+        self._recalls += 1
+        if self._recalls < 2 or self._side is False:
             return None
-        side = getattr(self, "_side", None)
-        if side is None:
+        if self._side is None:
             from concurrent.futures import ThreadPoolExecutor
 
             from cairn.store.db import connect
@@ -139,14 +140,13 @@ class Memory:
                 log.debug("no side reader for recall", exc_info=True)
                 self._side = False
                 return None
-            side = self._side = (ThreadPoolExecutor(1, thread_name_prefix="cairn-fts"), reader)
-        return side or None
+            self._side = (ThreadPoolExecutor(1, thread_name_prefix="cairn-fts"), reader)
+        return self._side  # type: ignore[return-value]
 
     def close(self) -> None:
-        side = getattr(self, "_side", None)
-        if side:
-            side[0].shutdown(wait=True)
-            side[1].close()
+        if isinstance(self._side, tuple):
+            self._side[0].shutdown(wait=True)
+            self._side[1].close()
         self._side = None
         self._recalls = 0
         if self._store is not None:
@@ -536,12 +536,12 @@ class Memory:
             ep_ids |= {x[0] for x in conn.execute(
                 "select id from episodes where source_id = ?", (row[0],))}
         # A fact's text lives on in the episodes it came from: they go too.
-        for chunk in _chunks(sorted(fact_ids), 500):
+        for chunk in r.chunks(sorted(fact_ids), 500):
             ep_ids |= {x[0] for x in conn.execute(
                 f"select episode_id from supports where fact_id in ({','.join('?' * len(chunk))})",
                 chunk)}
         # Facts that only these episodes support go with them.
-        for chunk in _chunks(sorted(ep_ids), 500):
+        for chunk in r.chunks(sorted(ep_ids), 500):
             marks = ",".join("?" * len(chunk))
             fact_ids |= {x[0] for x in conn.execute(
                 f"select fact_id from supports where episode_id in ({marks}) and fact_id not in"
@@ -566,7 +566,7 @@ class Memory:
         eids = [int(e["id"][1:]) for e in plan.episodes]
         with self.store.transaction():
             hashes = []
-            for chunk in _chunks(eids, 500):
+            for chunk in r.chunks(eids, 500):
                 hashes += [x[0] for x in conn.execute(
                     f"select content_hash from episodes where id in ({','.join('?' * len(chunk))})",
                     chunk)]
@@ -616,21 +616,23 @@ class Memory:
         """What is held back or was removed: quarantined facts and episodes (with why), forgotten
         content (tombstones), superseded history, and the last scheduled job runs."""
         conn = self.store.conn
-        facts = []
-        for row in conn.execute(
-                "select id, text, trust, recorded_at from facts where status = 'quarantined'"
-                " order by id desc limit ?", (limit,)).fetchall():
-            prov = s.fact_sources(conn, [row[0]]).get(row[0], [])
-            flagged = {x[0] for x in conn.execute(
-                "select e.id from supports sp join episodes e on e.id = sp.episode_id"
-                " where sp.fact_id = ? and e.quarantined = 1", (row[0],))}
-            reason = ("instruction-shaped text" if flagged
-                      else "supported only by third-party content")
-            facts.append({"id": f"f{row[0]}", "text": row[1], "trust": row[2],
-                          "recorded_at": row[3], "reason": reason,
-                          "sources": [{"kind": x["kind"], "uri": x["uri"],
-                                       "locator": x["locator"], "speaker": x["speaker"],
-                                       "role": x["role"]} for x in prov]})
+        rows = conn.execute(
+            "select id, text, trust, recorded_at from facts where status = 'quarantined'"
+            " order by id desc limit ?", (limit,)).fetchall()
+        ids = [row[0] for row in rows]
+        prov = s.fact_sources(conn, ids)
+        flagged: set[int] = set()
+        for chunk in r.chunks(ids, 500):
+            flagged |= {x[0] for x in conn.execute(
+                "select distinct sp.fact_id from supports sp join episodes e"
+                f" on e.id = sp.episode_id where sp.fact_id in ({','.join('?' * len(chunk))})"
+                " and e.quarantined = 1", chunk)}
+        facts = [{"id": f"f{fid}", "text": text, "trust": trust, "recorded_at": rec,
+                  "reason": ("instruction-shaped text" if fid in flagged
+                             else "supported only by third-party content"),
+                  "sources": [{k: x[k] for k in ("kind", "uri", "locator", "speaker", "role")}
+                              for x in prov[fid]]}
+                 for fid, text, trust, rec in rows]
         episodes = [{"id": f"e{r_[0]}", "text": r_[1], "uri": r_[2], "locator": r_[3],
                      "speaker": r_[4], "reason": "instruction-shaped text"}
                     for r_ in conn.execute(
@@ -644,17 +646,17 @@ class Memory:
                 for j in conn.execute(
                     "select job, started_at, finished_at, counts, error from job_runs"
                     " order by id desc limit 10")]
-        one = conn.execute
+        by_status = dict(conn.execute(
+            "select status, count(*) from facts where status in ('quarantined', 'superseded')"
+            " group by status").fetchall())
         return {
             "quarantined_facts": facts,
             "quarantined_episodes": episodes,
             "counts": {
-                "quarantined_facts": int(one("select count(*) from facts"
-                                             " where status = 'quarantined'").fetchone()[0]),
-                "quarantined_episodes": int(one("select count(*) from episodes"
-                                                " where quarantined = 1").fetchone()[0]),
-                "superseded_facts": int(one("select count(*) from facts"
-                                            " where status = 'superseded'").fetchone()[0]),
+                "quarantined_facts": int(by_status.get("quarantined", 0)),
+                "quarantined_episodes": int(conn.execute(
+                    "select count(*) from episodes where quarantined = 1").fetchone()[0]),
+                "superseded_facts": int(by_status.get("superseded", 0)),
                 "tombstones": tomb,
             },
             "job_runs": jobs,
@@ -729,15 +731,9 @@ class Memory:
 def _foreign_episodes(conn: Any, ids: Sequence[int], project: str) -> set[int]:
     """Episodes among `ids` whose every supported fact belongs to a project other than this."""
     out: set[int] = set()
-    for chunk in _chunks(sorted(set(ids)), 500):
+    for chunk in r.chunks(sorted(set(ids)), 500):
         out |= {x[0] for x in conn.execute(
             "select sp.episode_id from supports sp join facts f on f.id = sp.fact_id"
             f" where sp.episode_id in ({','.join('?' * len(chunk))}) group by sp.episode_id"
             " having sum(f.project is null or f.project = ?) = 0", (*chunk, project))}
     return out
-
-
-def _chunks(seq: Sequence[int], n: int) -> Iterable[list[int]]:
-    seq = list(seq)
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]

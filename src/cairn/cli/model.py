@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cairn.cli.memory import JsonOpt
+
 model_app = typer.Typer(
     help="The local language model (GGUF) for the llama extractor: show, pull, use.",
     no_args_is_help=True,
@@ -16,7 +18,6 @@ model_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _version(dist: str) -> str | None:

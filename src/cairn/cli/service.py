@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cairn.cli.memory import JsonOpt
+
 service_app = typer.Typer(
     help="Run the daemon as a systemd user service (Linux) or a launchd agent (macOS).",
     no_args_is_help=True,
@@ -14,7 +16,6 @@ service_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be written and run; change nothing.")]
 
 

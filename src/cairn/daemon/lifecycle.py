@@ -227,10 +227,7 @@ class Daemon:
                 break
             if self.once and not self.scan_reasons:
                 break
-            # Throttled while busy; but once nothing is waiting, the status says so at once
-            # (a script that waits for "idle" must not read counts a second old).
-            idle = not len(self.queue) and not self.scan_reasons
-            self._write_status(force=idle and self._status_dirty)
+            self._write_status()
             timeout = self._timeout()
             if timeout > 0:
                 self.wake_event.wait(timeout)
@@ -616,7 +613,11 @@ class Daemon:
         key = (len(self.queue), self.state.activity, self.state.state)
         if key != self._status_key:
             self._status_dirty = True
-        if not force and (not self._status_dirty or now - self._status_at < STATUS_EVERY):
+        # Throttled while busy; once nothing is waiting the status says so at once (a script
+        # that waits for "idle" must not read counts a second old).
+        busy = bool(len(self.queue) or self.scan_reasons or self.state.activity != "idle")
+        if not force and (not self._status_dirty
+                          or (busy and now - self._status_at < STATUS_EVERY)):
             return
         self._status_key = key
         try:

@@ -92,7 +92,7 @@ def delete_episodes(conn: Any, ids: Iterable[int]) -> list[int]:
     if not ids:
         return []
     retracted: list[int] = []
-    for chunk in _chunks(ids, 500):
+    for chunk in chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         fact_ids = [r[0] for r in conn.execute(
             f"select distinct fact_id from supports where episode_id in ({marks})", chunk)]
@@ -175,7 +175,7 @@ def refresh_trust(conn: Any, fact_ids: Iterable[int]) -> None:
 
 def delete_facts(conn: Any, ids: Iterable[int]) -> list[int]:
     ids = list(ids)
-    for chunk in _chunks(ids, 500):
+    for chunk in chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"delete from facts where id in ({marks})", chunk)
     return ids
@@ -192,13 +192,13 @@ def tombstone(conn: Any, kind: str, values: Iterable[str], now: str) -> None:
 
 def tombstoned(conn: Any, kind: str, values: Sequence[str]) -> set[str]:
     out: set[str] = set()
-    for chunk in _chunks(list(values), 500):
+    for chunk in chunks(list(values), 500):
         marks = ",".join("?" * len(chunk))
         out.update(r[0] for r in conn.execute(
             f"select value from tombstones where kind = ? and value in ({marks})", (kind, *chunk)))
     return out
 
 
-def _chunks(seq: Sequence[Any], n: int) -> Iterable[list[Any]]:
+def chunks(seq: Sequence[Any], n: int) -> Iterable[list[Any]]:
     for i in range(0, len(seq), n):
         yield list(seq[i:i + n])
