@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cairn.config import Settings
-from cairn.errors import ModelMissing
+from cairn.errors import ConfigError, ModelMissing
 from cairn.extraction import embeddings, onnx_minilm
 from cairn.extraction.embeddings import MINILM_ID, MiniLMEmbedder, find_minilm_dir, load_embedder
 from cairn.extraction.onnx_minilm import OnnxMiniLMEmbedder
@@ -108,16 +108,79 @@ def test_onnx_graph_is_cached_privately_and_reused(onnx_embedder: OnnxMiniLMEmbe
     assert path.parent.name == "models" and path.suffix == ".onnx"
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
-    before = path.stat().st_mtime_ns
+    query = onnx_embedder.query_path
+    assert query.name == path.name.removesuffix(".onnx") + ".int8.onnx"
+    assert query.stat().st_mode & 0o777 == 0o600
+    # no temp file left behind
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, query.name])
+    before = path.stat().st_mtime_ns, query.stat().st_mtime_ns
 
     def no_build(*a: object, **k: object) -> None:
         raise AssertionError("rebuilt a valid cache file")
 
     monkeypatch.setattr(onnx_minilm, "build_model", no_build)
+    monkeypatch.setattr(OnnxMiniLMEmbedder, "_build_int8", no_build)
     again = OnnxMiniLMEmbedder(find_minilm_dir(), path.parent)
-    assert again.path == path and path.stat().st_mtime_ns == before
+    assert again.path == path and (path.stat().st_mtime_ns, query.stat().st_mtime_ns) == before
     assert np.abs(again.embed(["hello world"]) - onnx_embedder.embed(["hello world"])).max() < 1e-6
+
+
+def test_queries_run_on_an_int8_graph_close_to_float32(onnx_embedder: OnnxMiniLMEmbedder) -> None:
+    docs = onnx_embedder.embed(MIXED)
+    queries = np.stack([onnx_embedder.embed_query(t) for t in MIXED])
+    assert queries.dtype == np.float32 and queries.shape == docs.shape
+    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+    cosines = (queries * docs).sum(axis=1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98
+    assert cosines.max() < 1 - 1e-6  # it really is another graph, not the float32 one again
+    # against distinct texts, a query's int8 vector is nearest its own text's float32 vector
+    distinct = [i for i, t in enumerate(MIXED) if not t.startswith("word")]
+    assert len(distinct) >= 5
+    sims = queries[distinct] @ docs[distinct].T
+    assert (sims.argmax(axis=1) == np.arange(len(distinct))).all()
+
+
+def test_a_one_shot_query_loads_only_the_query_graph(onnx_embedder: OnnxMiniLMEmbedder) -> None:
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), onnx_embedder.path.parent)
+    emb.embed_query("where does Ana live")
+    assert emb._session is None  # the 90 MB float32 graph is loaded by the first embed()
+    emb.embed(["Ana lives in Lisbon."])
+    assert emb._session is not None
+
+
+def test_float32_queries_when_configured(onnx_embedder: OnnxMiniLMEmbedder, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / onnx_embedder.path.name).write_bytes(onnx_embedder.path.read_bytes())
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models, query_precision="float32")
+    assert np.array_equal(emb.embed_query("hello world"), emb.embed(["hello world"])[0])
+    assert not emb.query_path.exists()
+
+
+def test_bad_int8_graph_is_rebuilt_or_skipped(onnx_embedder: OnnxMiniLMEmbedder, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / onnx_embedder.path.name).write_bytes(onnx_embedder.path.read_bytes())
+    query = models / onnx_embedder.query_path.name
+    query.write_bytes(b"not a graph")
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
+    assert query.stat().st_size > 1_000_000 and emb._query is not None
+    # a quantized graph that strays from float32 is not used: queries run in float32
+    query.unlink()
+    monkeypatch.setattr(onnx_minilm, "INT8_MIN_COSINE", 1.01)
+    with caplog.at_level(logging.WARNING):
+        emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
+    assert "queries run in float32" in caplog.text and not query.exists()
+    assert np.array_equal(emb.embed_query("hello world"), emb.embed(["hello world"])[0])
+
+
+def test_query_precision_setting_is_checked(tmp_path: Path) -> None:
+    settings = Settings(db_path=tmp_path / "cairn.db", config_path=tmp_path / "config.toml",
+                        log_dir=tmp_path, values={"embeddings": {"query_precision": "int4"}})
+    with pytest.raises(ConfigError, match="query_precision must be one of int8, float32"):
+        load_embedder(settings)
 
 
 def test_load_embedder_uses_onnxruntime_by_default(onnx_home: Path,

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from cairn.config import Settings
 from cairn.errors import BadInput, CairnError, NotFound
+from cairn.extraction.embeddings import embed_query
 from cairn.ingest.pipeline import FileResult, Ingestor, IngestReport, Progress
 from cairn.models import EpisodeDraft, FactDraft, Hit, SourceRef
 from cairn.querytime import parse_as_of, window
@@ -89,8 +90,8 @@ class Memory:
         self._store = store
         self._ingestor: Ingestor | None = None
         self._recalls = 0
-        # (worker, read-only connection) for recall's second FTS; False once it failed to open.
-        self._side: tuple[Any, Any] | bool | None = None
+        # [(worker, read-only connection)] for recall's FTS passes; False once they failed to open.
+        self._side: list[tuple[Any, Any]] | bool | None = None
 
     # ------------------------------------------------------------ lazy parts
 
@@ -123,9 +124,10 @@ class Memory:
                                       exclude=self.settings.get("privacy", "exclude"))
         return self._ingestor
 
-    def _side_reader(self) -> tuple[Any, Any] | None:
-        """A worker thread and a read-only connection of its own, from a process's second
-        recall on (a one-shot CLI recall does not pay for them); None if it cannot be had."""
+    def _side_readers(self) -> list[tuple[Any, Any]] | None:
+        """Two worker threads, each with a read-only connection of its own, from a process's
+        second recall on (a one-shot CLI recall does not pay for them); None if they cannot
+        be had."""
         self._recalls += 1
         if self._recalls < 2 or self._side is False:
             return None
@@ -134,19 +136,27 @@ class Memory:
 
             from cairn.store.db import connect
 
+            side = []
             try:
-                reader = connect(self.settings.db_path, migrate=False, readonly=True)
+                for table in ("facts", "episodes"):
+                    reader = connect(self.settings.db_path, migrate=False, readonly=True)
+                    side.append((ThreadPoolExecutor(1, thread_name_prefix=f"cairn-fts-{table}"),
+                                 reader))
             except Exception:  # noqa: BLE001 - a speed-up only: recall works without it
-                log.debug("no side reader for recall", exc_info=True)
+                log.debug("no side readers for recall", exc_info=True)
+                for pool, reader in side:
+                    pool.shutdown()
+                    reader.close()
                 self._side = False
                 return None
-            self._side = (ThreadPoolExecutor(1, thread_name_prefix="cairn-fts"), reader)
+            self._side = side
         return self._side  # type: ignore[return-value]
 
     def close(self) -> None:
-        if isinstance(self._side, tuple):
-            self._side[0].shutdown(wait=True)
-            self._side[1].close()
+        if isinstance(self._side, list):
+            for pool, reader in self._side:
+                pool.shutdown(wait=True)
+                reader.close()
         self._side = None
         self._recalls = 0
         if self._store is not None:
@@ -254,27 +264,25 @@ class Memory:
         if vectors.model_row(conn) is None:
             return RecallResult(query, [], explain)
         k = max(CANDIDATES, limit * 3)
-        side = self._side_reader()
+        first = max(FIRST_PASS, k + k // 2)
+        side = self._side_readers()
+        later = []
         if side is not None:
-            # A process that recalls again and again (MCP server, daemon) asks FTS5 over facts
-            # on a second read connection while this thread embeds the query and searches the
-            # episodes: SQLite and onnxruntime release the GIL, so the two use both cores.
-            pool, reader = side
-            later = pool.submit(s.fts, reader, "facts", query, k)
-            qv = self.embedder.embed([query])[0]
-            episode_fts = s.fts(conn, "episodes", query, k)
-            fact_fts = later.result()
+            # A process that recalls again and again (MCP server, daemon) runs the two FTS5
+            # passes on connections of their own while this thread embeds the query and searches
+            # the vectors: SQLite, onnxruntime and numpy release the GIL, so all use both cores.
+            later = [pool.submit(s.fts, reader, table, query, k)
+                     for (pool, reader), table in zip(side, ("facts", "episodes"), strict=True)]
+        qv = embed_query(self.embedder, query)
+        fact_vec = vectors.knn(conn, "facts", qv, k, first_pass=first)
+        episode_vec = vectors.knn(conn, "episodes", qv, k, first_pass=first)
+        if later:
+            fact_fts, episode_fts = (f.result() for f in later)
         else:
-            qv = self.embedder.embed([query])[0]
             fact_fts = s.fts(conn, "facts", query, k)
             episode_fts = s.fts(conn, "episodes", query, k)
-        first = max(FIRST_PASS, k + k // 2)
-        lists = {
-            "fact_fts": fact_fts,
-            "fact_vec": vectors.knn(conn, "facts", qv, k, first_pass=first),
-            "episode_fts": episode_fts,
-            "episode_vec": vectors.knn(conn, "episodes", qv, k, first_pass=first),
-        }
+        lists = {"fact_fts": fact_fts, "fact_vec": fact_vec,
+                 "episode_fts": episode_fts, "episode_vec": episode_vec}
         parts: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: {"rrf": 0.0})
         for name, lst in lists.items():
             kind = "fact" if name.startswith("fact") else "episode"
