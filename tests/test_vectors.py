@@ -59,7 +59,7 @@ def test_numpy_and_sqlite_vec_agree(memory: Any) -> None:
             " vec_quantize_binary(?) and k = 150", (q.tobytes(),)).fetchall())
         mine = dict(zip(ids, cache.hamming(q).tolist(), strict=True))
         assert mine == {k: int(v) for k, v in theirs.items()}
-        # Rescoring in float16: each cosine within 2e-3 of float32's, so the 5 picked are the
+        # Rescoring in int8: each cosine within 2e-3 of float32's, so the 5 picked are the
         # exact top 5 up to near-ties (a random query's cosines are ~1e-3 apart).
         sims = dict(zip(ids, (emb @ q).tolist(), strict=True))
         fifth = sorted(sims.values(), reverse=True)[4]

@@ -1,3 +1,3 @@
-from cairn.cli.app import main
+from cairn.cli.entry import main
 
 main()

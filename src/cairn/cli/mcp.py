@@ -6,7 +6,6 @@ so `cairn --help` stays fast.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -38,26 +37,18 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
-    # Why: each agent runs its own server next to the daemon; a query embedding is a few tiny
-    # matmuls, and BLAS threads only fight over the cores (p50 recall 2-3x worse under load).
-    # Outcome: one BLAS thread per server, unless the user says otherwise (set before numpy loads).
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    from cairn.config import load_settings
+    if not http:
+        from cairn.mcp_server.server import serve_stdio
 
-    settings = load_settings()
-    if http:
-        from cairn.mcp_server.http import run_http
-
-        run_http(settings, host=host, port=port, extra_hosts=allow_host or (),
-                 extra_origins=allow_origin or ())
+        serve_stdio()
         return
-    if sys.stdin.isatty():
-        sys.stderr.write("cairn mcp: serving MCP on stdin/stdout (an agent starts this;"
-                         " Ctrl-C to stop, 'cairn mcp -h' for more)\n")
-    from cairn.mcp_server.server import run_stdio
+    from cairn.config import load_settings
+    from cairn.mcp_server.http import run_http
+    from cairn.mcp_server.server import one_blas_thread
 
-    run_stdio(settings)
+    one_blas_thread()
+    run_http(load_settings(), host=host, port=port, extra_hosts=allow_host or (),
+             extra_origins=allow_origin or ())
 
 
 @mcp_app.command("install")

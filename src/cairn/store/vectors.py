@@ -116,23 +116,32 @@ class _BitCache:
     """The binary vectors of one table, in memory, for a numpy Hamming first pass.
 
     Why: sqlite-vec's binary KNN costs grow with k (1.3 ms at k=50, 5.6 ms at k=200 over 20k
-    rows here), while XOR + popcount over a packed matrix is ~1 ms for any k. A process that
+    rows here), while XOR + popcount over packed words is ~0.1 ms for any k. A process that
     recalls more than once (daemon, MCP server, benchmarks) loads the matrix on its second
     query and then follows inserts incrementally; a delete reloads it.
 
-    It also keeps a float16 copy of the vectors for the rescoring: gathering 300 candidate rows
-    from memory is ~0.3 ms, against ~1.5 ms to read their float32 blobs back from SQLite, and
-    float16 cosines differ from float32 by ~1e-3, far below the gaps that order candidates.
-    Cost: 2 bytes a dimension (15 MB at 20k rows of 384-d), in processes that recall often.
+    The sign bits are kept as 64-bit words, one contiguous array per word position, so the
+    distance is a few whole-array XOR + popcount + add passes (6 for 384 dimensions): 0.09 ms
+    over 21k rows, against 0.6 ms for a row-wise reduction of the same bits.
+
+    It also keeps an int8 copy of the vectors (one scale per row) for the rescoring: gathering
+    300 candidate rows and their cosines is ~0.03 ms, against ~1.5 ms to read their float32
+    blobs back from SQLite (0.2 ms from a float16 copy, whose conversion is slow), and the int8
+    cosines differ from float32 by ~1e-3, far below the gaps that order candidates.
+    Cost: ~400 bytes a row (8 MB at 20k rows of 384-d), in processes that recall often.
     """
 
     def __init__(self) -> None:
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.bits = np.zeros((0, 0), dtype=np.uint8)
-        self.half = np.zeros((0, 0), dtype=np.float16)
-        self.max_id = 0
+        self._empty()
         self.ins = -1
         self.dels = -1
+
+    def _empty(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.words = np.zeros((0, 0), dtype=np.uint64)  # [word, row]
+        self.i8 = np.zeros((0, 0), dtype=np.int8)  # [row, dimension]
+        self.scale = np.zeros(0, dtype=np.float32)
+        self.max_id = 0
 
     def refresh(self, conn: Any, table: str) -> None:
         got = dict(conn.execute("select name, value from counters where name in (?, ?)",
@@ -148,41 +157,53 @@ class _BitCache:
                 self.ins = ins
                 return
         rows = conn.execute(f"select id, embedding from {table}_emb order by id").fetchall()
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.bits = np.zeros((0, 0), dtype=np.uint8)
-        self.half = np.zeros((0, 0), dtype=np.float16)
-        self.max_id = 0
+        self._empty()
         self._append(rows)
         self.ins, self.dels = ins, dels
+
+    @staticmethod
+    def _pack(mat: np.ndarray) -> np.ndarray:
+        """Sign bits of each row as 64-bit words (zero-padded), shaped [word, row]."""
+        bits = np.packbits(mat > 0, axis=-1)
+        pad = -bits.shape[-1] % 8
+        if pad:
+            bits = np.pad(bits, [(0, 0)] * (bits.ndim - 1) + [(0, pad)])
+        return np.ascontiguousarray(bits.view(np.uint64).T)
 
     def _append(self, rows: list[Any]) -> None:
         if not rows:
             return
         mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        bits = np.packbits(mat > 0, axis=1)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        half = mat.astype(np.float16)
-        self.bits = bits if self.bits.size == 0 else np.vstack([self.bits, bits])
-        self.half = half if self.half.size == 0 else np.vstack([self.half, half])
+        words = self._pack(mat)
+        scale = np.maximum(np.abs(mat).max(axis=1), np.float32(1e-12)) / np.float32(127)
+        i8 = np.rint(mat / scale[:, None]).astype(np.int8)
+        if self.ids.size == 0:
+            self.words, self.i8, self.scale = words, i8, scale.astype(np.float32)
+        else:
+            self.words = np.concatenate([self.words, words], axis=1)
+            self.i8 = np.vstack([self.i8, i8])
+            self.scale = np.concatenate([self.scale, scale.astype(np.float32)])
         self.ids = np.concatenate([self.ids, ids])
         self.max_id = int(self.ids[-1])
 
     def hamming(self, query: np.ndarray) -> np.ndarray:
         """Hamming distance of every row's sign bits to the query's (row order of self.ids)."""
-        qb = np.packbits(query > 0)
-        if self.bits.shape[1] % 8 == 0:  # XOR 64 bits at a time: 3x faster than bytes
-            return np.bitwise_count(np.bitwise_xor(self.bits.view(np.uint64),
-                                                   qb.view(np.uint64))).sum(axis=1,
-                                                                            dtype=np.int32)
-        return np.bitwise_count(np.bitwise_xor(self.bits, qb)).sum(axis=1, dtype=np.int32)
+        q = self._pack(query[None, :])[:, 0]
+        dist = np.zeros(self.ids.size, dtype=np.uint16)
+        tmp = np.empty(self.ids.size, dtype=np.uint64)
+        for word, qw in zip(self.words, q, strict=True):
+            np.bitwise_xor(word, qw, out=tmp)
+            dist += np.bitwise_count(tmp)
+        return dist
 
     def nearest(self, query: np.ndarray, n: int, k: int) -> list[tuple[int, float]]:
-        """Hamming first pass for n candidates, then the k best by (float16) cosine."""
+        """Hamming first pass for n candidates, then the k best by (int8) cosine."""
         if self.ids.size == 0:
             return []
         dist = self.hamming(query)
         pick = np.arange(dist.size) if n >= dist.size else np.argpartition(dist, n)[:n]
-        sims = self.half[pick].astype(np.float32) @ query
+        sims = (self.i8[pick].astype(np.float32) @ query) * self.scale[pick]
         order = np.argsort(-sims, kind="stable")[:k]
         return [(int(self.ids[pick[i]]), float(sims[i])) for i in order]
 
