@@ -2,10 +2,13 @@
 
 1. Start to ready: spawn `cairn mcp` and time until its answer to `initialize` arrives
    (raw JSON-RPC over the pipes, so no client library is timed), median of 10 after one warm-up.
-2. Warm tool calls: a store of 20,000 memories typed by agents (each a fact with its episode:
-   40,000 searchable rows), built through the service's ingestor in batches. One `cairn mcp`
-   over stdio, driven by the SDK's client; after 20 warm-up calls, 200 timed calls each of
-   recall (varied queries), recent, explain and remember. Client-side round trips.
+2. Warm tool calls: a store of 20,000 memories typed by agents (each a fact with the episode it
+   was typed in), built through the service's ingestor in batches, as `remember` stores them.
+   One `cairn mcp` over stdio; after 20 warm-up calls, 200 timed calls each of recall (varied
+   queries), recent, explain and remember. Client-side round trips, measured twice: with a
+   minimal JSON-RPC client on the pipes (one line out, one line back: the server's latency, as
+   any agent sees it), and with the Python SDK's client (which adds its own parsing and output
+   validation, ~2-5 ms, in the caller's process).
 3. Concurrency: 4 `cairn mcp` servers, each doing 500 `remember` calls at once on one fresh
    store while the CLI writes too; then every returned id is read back and the facts counted.
 
@@ -59,18 +62,21 @@ def memory_text(rng: random.Random, i: int) -> str:
 def queries(n: int) -> list[str]:
     """n different queries (no two alike, so nothing is answered from a cache)."""
     rng = random.Random(11)
-    out: list[str] = []
+    out: dict[str, None] = {}
+    tries = 0
     while len(out) < n:
-        i = len(out)
+        tries += 1
+        if tries > 100 * n:
+            raise SystemExit(f"cannot make {n} different queries from the bench's words")
+        i = tries
         if i % 3 == 0:
             q = f"what do we use for {rng.choice(TOPICS)} with {rng.choice(TOOLS)}"
         elif i % 3 == 1:
             q = f"who owns {rng.choice(TOPICS)} since {rng.choice(WHEN)}"
         else:
             q = f"{rng.choice(TOOLS)} {rng.choice(TOPICS)} decision {rng.choice(PEOPLE)}"
-        if q not in out:
-            out.append(q)
-    return out
+        out.setdefault(q, None)
+    return list(out)
 
 
 def service_recall(home: Path, qs: list[str]) -> dict[str, Any]:
@@ -170,7 +176,67 @@ def build_store(home: Path, n: int) -> float:
         return took
 
 
-def warm_calls(home: Path, calls: int) -> dict[str, Any]:
+def _tool_args(qs: list[str], ids: list[str], calls: int) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "recall": [{"query": q, "all_projects": True} for q in qs[20:20 + calls]],
+        "recent": [{"limit": 10, "offset": (i * 10) % 500, "all_projects": True}
+                   for i in range(calls)],
+        "explain": [{"id": ids[i % len(ids)]} for i in range(calls)],
+        "remember": [{"text": f"Bench note {time.time_ns()} number {i} about"
+                              f" {TOPICS[i % len(TOPICS)]}"} for i in range(calls)],
+    }
+
+
+def warm_calls_raw(home: Path, calls: int) -> dict[str, Any]:
+    """Round trips over the pipes with no client library: write one request line, read lines
+    until its response."""
+    qs = queries(calls + 20)
+    proc = subprocess.Popen([CAIRN, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env_for(home), cwd=home)
+    assert proc.stdin is not None and proc.stdout is not None
+    n = 0
+
+    def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        nonlocal n
+        n += 1
+        proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": n, "method": method,
+                                      "params": params}) + "\n").encode())
+        proc.stdin.flush()
+        while True:
+            msg = json.loads(proc.stdout.readline())
+            if msg.get("id") == n:
+                if "error" in msg or msg["result"].get("isError"):
+                    raise SystemExit(f"{method} failed: {msg}")
+                return msg["result"]
+
+    out: dict[str, Any] = {}
+    try:
+        call("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "bench", "version": "0"}})
+        proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        first = time.perf_counter()
+        call("tools/call", {"name": "recall", "arguments": {"query": "warm up"}})
+        out["first_call_ms"] = round((time.perf_counter() - first) * 1000, 1)
+        ids: list[str] = []
+        for q in qs[:20]:
+            res = call("tools/call", {"name": "recall",
+                                      "arguments": {"query": q, "all_projects": True}})
+            ids += [h["id"] for h in res["structuredContent"]["hits"]]
+        for name, args in _tool_args(qs, ids, calls).items():
+            ts = []
+            for a in args:
+                t0 = time.perf_counter()
+                call("tools/call", {"name": name, "arguments": a})
+                ts.append((time.perf_counter() - t0) * 1000)
+            out[name] = {"calls": len(ts), "p50_ms": pct(ts, 0.5), "p95_ms": pct(ts, 0.95)}
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    return out
+
+
+def warm_calls_sdk(home: Path, calls: int) -> dict[str, Any]:
+    """The same calls through the Python SDK's client."""
     import anyio
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
@@ -181,16 +247,13 @@ def warm_calls(home: Path, calls: int) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with Client(params, mode="legacy") as c:
-            first = time.perf_counter()
             r = await c.call_tool("recall", {"query": "warm up"})
-            out["first_call_ms"] = round((time.perf_counter() - first) * 1000, 1)
             assert not r.is_error
             ids = []
             for q in qs[:20]:
                 r = await c.call_tool("recall", {"query": q, "all_projects": True})
                 ids += [h["id"] for h in r.structured_content["hits"]]
-
-            async def timed(name: str, args: list[dict[str, Any]]) -> None:
+            for name, args in _tool_args(qs, ids, calls).items():
                 ts = []
                 for a in args:
                     t0 = time.perf_counter()
@@ -198,14 +261,6 @@ def warm_calls(home: Path, calls: int) -> dict[str, Any]:
                     ts.append((time.perf_counter() - t0) * 1000)
                     assert not res.is_error, res.content
                 out[name] = {"calls": len(ts), "p50_ms": pct(ts, 0.5), "p95_ms": pct(ts, 0.95)}
-
-            await timed("recall", [{"query": q, "all_projects": True} for q in qs[20:]])
-            await timed("recent", [{"limit": 10, "offset": (i * 10) % 500, "all_projects": True}
-                                   for i in range(calls)])
-            await timed("explain", [{"id": ids[i % len(ids)]} for i in range(calls)])
-            await timed("remember", [{"text": f"Bench note {time.time_ns()} number {i} about"
-                                              f" {TOPICS[i % len(TOPICS)]}"}
-                                     for i in range(calls)])
         return out
 
     return anyio.run(main)
@@ -305,7 +360,8 @@ def main() -> None:
         if "warm" in only:
             home = root / f"store-{args.memories}"
             secs = build_store(home, args.memories)
-            out["warm"] = {"memories": args.memories, **warm_calls(home, args.calls)}
+            out["warm"] = {"memories": args.memories, **warm_calls_raw(home, args.calls)}
+            out["warm"]["sdk_client"] = warm_calls_sdk(home, args.calls)
             out["warm"]["service_recall"] = service_recall(home, queries(args.calls + 20))
             if secs:
                 out["warm"]["build_s"] = round(secs, 1)
@@ -322,7 +378,9 @@ def main() -> None:
     if w := out.get("warm"):
         print(f"warm tool calls at {w['memories']} memories (first call {w['first_call_ms']} ms):")
         for name in ("recall", "recent", "explain", "remember"):
-            print(f"  {name:<9} p50 {w[name]['p50_ms']} ms, p95 {w[name]['p95_ms']} ms")
+            sdk = w["sdk_client"][name]
+            print(f"  {name:<9} p50 {w[name]['p50_ms']} ms, p95 {w[name]['p95_ms']} ms"
+                  f"   (SDK client: p50 {sdk['p50_ms']} ms, p95 {sdk['p95_ms']} ms)")
         sr = w["service_recall"]
         print(f"  (Memory.recall in process, same queries: p50 {sr['p50_ms']} ms,"
               f" p95 {sr['p95_ms']} ms)")

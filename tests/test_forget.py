@@ -38,7 +38,7 @@ def test_forget_by_id_leaves_no_trace(memory: Any, home: Path) -> None:
         assert n == 0, table
     assert count(memory, "select count(*) from facts_vec") == count(memory, "select count(*) from facts")
     assert count(memory, "select count(*) from episodes_emb") == \
-        count(memory, "select count(*) from episodes")
+        count(memory, "select count(*) from episodes where searchable")
     memory.close()
     assert CANARY.encode() not in store_bytes(home)
     # the rest is still there

@@ -258,20 +258,23 @@ class Ingestor:
         conn = self.store.conn
         now = iso(utcnow())
         src = r.get_source(conn, uri)
-        keys = r.episode_keys(conn, src["id"]) if src else {}
-        prepared: list[tuple[EpisodeDraft, str, bool, int]] = []  # draft, hash, quarantined, idx
-        wanted: set[tuple[str, str]] = set()
-        for i, d in enumerate(drafts):
+        redacted: list[tuple[EpisodeDraft, str]] = []
+        for d in drafts:
             text, _ = privacy.redact(d.text)
             ctx, _ = privacy.redact(d.context)
-            d2 = EpisodeDraft(text=text, locator=d.locator, speaker=d.speaker, role=d.role,
-                              occurred_at=d.occurred_at, context=ctx)
-            h = content_hash(text)
+            redacted.append((EpisodeDraft(text=text, locator=d.locator, speaker=d.speaker,
+                                          role=d.role, occurred_at=d.occurred_at, context=ctx),
+                             content_hash(text)))
+        keys = {} if not src else r.episode_keys(
+            conn, src["id"], None if remove_stale else [h for _, h in redacted])
+        prepared: list[tuple[EpisodeDraft, str, bool, int]] = []  # draft, hash, quarantined, idx
+        wanted: set[tuple[str, str]] = set()
+        for i, (d, h) in enumerate(redacted):
             wanted.add((d.locator, h))
             if (d.locator, h) in keys:
                 continue
-            quarantined = quarantine_injections and privacy.looks_like_injection(text)
-            prepared.append((d2, h, quarantined, i))
+            quarantined = quarantine_injections and privacy.looks_like_injection(d.text)
+            prepared.append((d, h, quarantined, i))
         gone = r.tombstoned(conn, "content", [p[1] for p in prepared])
         if gone:
             result.records_skipped.append(f"{sum(p[1] in gone for p in prepared)} forgotten")
@@ -285,23 +288,31 @@ class Ingestor:
             chunk = prepared[start:start + CHUNK]
             ep_drafts = [p[0] for p in chunk]
             facts, outcomes = self.extract_facts(ep_drafts, chunk, facts_override)
+            # A remembered text is its own fact: its episode is searched through that fact
+            # (migration m004), unless the fact turns out to be an older one in other words.
+            searchable = [not (origin == "typed" and len(fl) == 1 and fl[0].text == d.text)
+                          for d, fl in zip(ep_drafts, facts, strict=True)]
             ep_vecs = self.embedder.embed([embed_text(d) for d in ep_drafts]) if chunk else None
             fact_vecs = self._embed_facts(facts, ep_drafts, ep_vecs)
             with self.store.transaction():
                 if source_id is None:
                     source_id = r.upsert_source(conn, uri, kind, now)
                 ids: list[int] = []
-                for d, h, q, _ in chunk:
+                for (d, h, q, _), searched in zip(chunk, searchable, strict=True):
                     trust = r.episode_trust(kind, d.role)
-                    ids.append(r.insert_episode(conn, source_id, d, h, trust, q, now))
+                    ids.append(r.insert_episode(conn, source_id, d, h, trust, q, now,
+                                                searchable=searched))
                 if ids and ep_vecs is not None:
-                    vectors.put(conn, "episodes", ids, ep_vecs)
+                    rows = [n for n, searched in enumerate(searchable) if searched]
+                    if rows:
+                        vectors.put(conn, "episodes", [ids[n] for n in rows], ep_vecs[rows])
                     conn.executemany(
                         "update episodes set extracted_by = ?, extraction_error = ? where id = ?",
                         [(o.extractor, o.error, i) for o, i in zip(outcomes, ids, strict=True)])
                 if failed := sum(1 for o in outcomes if o.error):
                     self.store.bump("extraction_errors", failed)
-                for eid, (d, _h, q, _), fl, out in zip(ids, chunk, facts, outcomes, strict=True):
+                for n, (eid, (d, _h, q, _), fl, out) in enumerate(
+                        zip(ids, chunk, facts, outcomes, strict=True)):
                     third_party_only = d.role == "third_party"
                     for f in fl:
                         res = resolve(conn, f, episode_id=eid, episode_time=d.occurred_at,
@@ -309,6 +320,15 @@ class Ingestor:
                                       now=now, origin=origin, quarantine=q or third_party_only,
                                       project=project, tags=tags, pinned=pinned)
                         fact_ids.append(res.fact_id)
+                        if not searchable[n] and res.action == "merge" and ep_vecs is not None:
+                            # merged into a fact worded differently: the episode's own words
+                            # must stay findable
+                            said = conn.execute("select text from facts where id = ?",
+                                                (res.fact_id,)).fetchone()
+                            if said is None or said[0] != d.text:
+                                conn.execute("update episodes set searchable = 1 where id = ?",
+                                             (eid,))
+                                vectors.put(conn, "episodes", [eid], ep_vecs[n][None, :])
                         if res.action in ("add", "supersede"):
                             vec = fact_vecs.get(fact_hash(f.text))
                             if vec is not None:

@@ -166,6 +166,66 @@ def m003_id_high_water_marks(db: Database) -> None:
         end""")
 
 
+@migrations()
+def m004_searchable_episodes(db: Database) -> None:
+    """A remembered memory is one text, stored as a fact and as the episode it was typed in:
+    the episode is searched through its fact, not a second time. episodes.searchable = 0 keeps
+    it out of episodes_fts (whose content is now the view of searchable episodes, so FTS5's
+    'rebuild' and 'integrity-check' agree with it) and out of the episode vectors. Recall showed
+    the pair as one hit anyway; searching it once halves the keyword and vector work on a store
+    of typed memories."""
+    db.executescript(
+        """
+        alter table episodes add column searchable integer not null default 1;
+        drop trigger episodes_ai;
+        drop trigger episodes_ad;
+        drop trigger episodes_au;
+        """
+    )
+    # Stores from before: the episodes of remembered facts whose text they are.
+    typed = [r[0] for r in db.execute(
+        "select e.id from episodes e join sources s on s.id = e.source_id"
+        " where s.kind in ('cli', 'mcp')"
+        " and (select count(*) from supports sp where sp.episode_id = e.id) = 1"
+        " and exists (select 1 from supports sp join facts f on f.id = sp.fact_id"
+        "             where sp.episode_id = e.id and f.origin = 'typed' and f.text = e.text)")]
+    has_vectors = db["episodes_emb"].exists()
+    for start in range(0, len(typed), 500):
+        chunk = typed[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"update episodes set searchable = 0 where id in ({marks})", chunk)
+        if has_vectors:
+            db.execute(f"delete from episodes_emb where id in ({marks})", chunk)
+            db.execute(f"delete from episodes_vec where rowid in ({marks})", chunk)
+    db.executescript(
+        f"""
+        drop table episodes_fts;
+        create view episodes_searchable as
+            select id, text, speaker, context from episodes where searchable;
+        create virtual table episodes_fts using fts5(
+            text, speaker, context, content='episodes_searchable', content_rowid='id',
+            tokenize='{FTS_TOKENIZE}');
+        insert into episodes_fts(episodes_fts, rank) values ('secure-delete', 1);
+        insert into episodes_fts(episodes_fts) values ('rebuild');
+        create trigger episodes_ai after insert on episodes when new.searchable begin
+            insert into episodes_fts(rowid, text, speaker, context)
+                values (new.id, new.text, new.speaker, new.context);
+        end;
+        create trigger episodes_ad after delete on episodes when old.searchable begin
+            insert into episodes_fts(episodes_fts, rowid, text, speaker, context)
+                values ('delete', old.id, old.text, old.speaker, old.context);
+        end;
+        create trigger episodes_au after update of text, speaker, context, searchable on episodes
+        begin
+            insert into episodes_fts(episodes_fts, rowid, text, speaker, context)
+                select 'delete', old.id, old.text, old.speaker, old.context where old.searchable;
+            insert into episodes_fts(rowid, text, speaker, context)
+                select new.id, new.text, new.speaker, new.context where new.searchable;
+        end;
+        """
+    )
+
+
 def apply_migrations(conn: Any) -> None:
     """Apply pending migrations under the writer lock, so two processes opening a new
     store at once do not both create it."""

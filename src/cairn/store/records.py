@@ -52,13 +52,19 @@ def mark_source_read(conn: Any, source_id: int, *, content_hash: str | None, mti
 
 # ---------------------------------------------------------------- episodes
 
-def episode_keys(conn: Any, source_id: int) -> dict[tuple[str, str], int]:
-    return {
-        (r[1], r[2]): int(r[0])
-        for r in conn.execute(
-            "select id, locator, content_hash from episodes where source_id = ?", (source_id,)
-        )
-    }
+def episode_keys(conn: Any, source_id: int,
+                 hashes: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+    """(locator, content hash) -> id of a source's episodes; with `hashes`, only those (a
+    remember into a source of 20k typed memories need not read them all)."""
+    sql = "select id, locator, content_hash from episodes where source_id = ?"
+    if hashes is None:
+        return {(r[1], r[2]): int(r[0]) for r in conn.execute(sql, (source_id,))}
+    out: dict[tuple[str, str], int] = {}
+    for chunk in chunks(sorted(set(hashes)), 500):
+        rows = conn.execute(f"{sql} and content_hash in ({','.join('?' * len(chunk))})",
+                            [source_id, *chunk])
+        out.update({(r[1], r[2]): int(r[0]) for r in rows})
+    return out
 
 
 def next_id(conn: Any, table: str) -> int:
@@ -73,12 +79,14 @@ def next_id(conn: Any, table: str) -> int:
 
 
 def insert_episode(conn: Any, source_id: int, d: EpisodeDraft, chash: str, trust: float,
-                   quarantined: bool, now: str) -> int:
+                   quarantined: bool, now: str, *, searchable: bool = True) -> int:
+    """A new episode; searchable=False keeps it out of episode search (see m004)."""
     cur = conn.execute(
         "insert into episodes(id, source_id, locator, speaker, role, occurred_at, text, context,"
-        " content_hash, trust, quarantined, created_at) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " content_hash, trust, quarantined, created_at, searchable)"
+        " values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (next_id(conn, "episodes"), source_id, d.locator, d.speaker, d.role, d.occurred_at,
-         d.text, d.context, chash, trust, int(quarantined), now),
+         d.text, d.context, chash, trust, int(quarantined), now, int(searchable)),
     )
     return int(cur.lastrowid)
 

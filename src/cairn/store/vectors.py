@@ -102,11 +102,12 @@ def put(conn: Any, table: str, ids: Sequence[int], vectors: np.ndarray) -> None:
 def missing(conn: Any, table: str, limit: int = 10_000) -> list[int]:
     """Rows with no vector yet (after a model change or an interrupted ingest)."""
     assert table in TABLES
+    searched = " and t.searchable" if table == "episodes" else ""  # see migration m004
     return [
         r[0]
         for r in conn.execute(
             f"select t.id from {table} t left join {table}_emb e on e.id = t.id"
-            f" where e.id is null limit ?",
+            f" where e.id is null{searched} limit ?",
             (limit,),
         )
     ]
