@@ -374,3 +374,26 @@ def test_roots_are_asked_once_per_session_and_again_after_a_change(
     projects = drive(server[0], body, list_roots_callback=list_roots, mode="legacy")
     assert projects == ["first", "first", "first", "second"]
     assert asked == [first, second]
+
+
+def test_warm_up_waits_for_the_handshake_then_loads_the_store(server: tuple[Any, Any]) -> None:
+    """A 2025 client sends `initialized` after reading our answer to `initialize`: warming
+    starts then. A 2026 (stateless) client sends none: warming starts WARM_AFTER seconds in."""
+    mcp, rt = server
+
+    async def main(**client_kw: Any) -> list[bool]:
+        seen = [rt.warmed.is_set()]  # nothing loaded before a client said hello
+        async with Client(mcp, **client_kw):
+            with anyio.fail_after(20):
+                while not rt.warmed.is_set():
+                    await anyio.sleep(0.02)
+            seen.append(rt.warmed.is_set())
+        return seen
+
+    assert anyio.run(lambda: main(mode="legacy")) == [False, True]
+    assert rt._handshook  # it was the client's `initialized`, not the fallback timer
+    assert rt._memory is not None and rt._memory._store is not None
+    rt.close()
+    rt.warmed.clear()
+    rt._handshook = False
+    assert anyio.run(main) == [False, True]

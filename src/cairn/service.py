@@ -337,15 +337,12 @@ class Memory:
         scored.sort(key=lambda t: (-t[0], t[1], t[2]))
         top = scored[: 4 * limit + 20]
         fact_ids = [rid for _, kd, rid in top if kd == "fact"]
-        provenance = s.fact_sources(conn, fact_ids)
         # A fact drawn from one episode alone (a typed memory, a sentence of a message) and that
         # episode are one memory, not two: the fact is shown, with the episode as its source,
         # scored by the better of the two plus a share of the other.
-        group_of: dict[tuple[str, int], int] = {}
-        for fid in fact_ids:
-            prov = provenance.get(fid, [])
-            if len(prov) == 1:
-                group_of[("fact", fid)] = int(prov[0]["episode_id"])
+        group_of: dict[tuple[str, int], int] = {
+            ("fact", fid): eps[0]
+            for fid, eps in s.fact_episodes(conn, fact_ids).items() if len(eps) == 1}
         members: dict[tuple[str, int], list[tuple[float, str, int]]] = defaultdict(list)
         for score, kind, rid in top:
             g = ("ep", group_of.get((kind, rid), rid)) if kind == "episode" or (kind, rid) \
@@ -358,11 +355,10 @@ class Memory:
             lead = next((m for m in group if m[1] == "fact"), group[0])
             best[(lead[1], lead[2])] = score
         ranked = sorted(((sc, kd, rid) for (kd, rid), sc in best.items()),
-                        key=lambda t: (-t[0], t[1], t[2]))
+                        key=lambda t: (-t[0], t[1], t[2]))[:limit]
+        provenance = s.fact_sources(conn, [rid for _, kd, rid in ranked if kd == "fact"])
         hits: list[Hit] = []
         for score, kind, rid in ranked:
-            if len(hits) >= limit:
-                break
             if kind == "episode":
                 e = ep_rows[rid]
                 hits.append(Hit(
@@ -374,7 +370,7 @@ class Memory:
                     explain=parts[(kind, rid)] if explain else None))
             else:
                 f = fact_rows[rid]
-                prov = provenance.get(rid) or s.fact_sources(conn, [rid]).get(rid, [])
+                prov = provenance.get(rid, [])
                 hits.append(Hit(
                     id=f"f{rid}", kind="fact", text=f["text"], score=score, trust=f["trust"],
                     status=f["status"], valid_from=f["valid_from"], valid_to=f["valid_to"],

@@ -50,7 +50,7 @@ def build_server(settings: Settings, *, transport: str = "stdio",
         # process's job (see run_stdio / run_http).
         async with anyio.create_task_group() as tg:
             if not rt.warmed.is_set():
-                tg.start_soon(rt.warm)
+                tg.start_soon(rt.warm_after_handshake)
             yield rt
             tg.cancel_scope.cancel()
 
@@ -58,7 +58,7 @@ def build_server(settings: Settings, *, transport: str = "stdio",
         mcp = MCPServer("cairn", title="cairn memory", version=__version__,
                         instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
     tools.register(mcp, rt)
-    _on_roots_changed(mcp, rt)
+    _on_notifications(mcp, rt)
     return mcp, rt
 
 
@@ -83,12 +83,16 @@ def _sdk_logging_left_alone() -> Iterator[None]:
         sdk.configure_logging = original
 
 
-def _on_roots_changed(mcp: Any, rt: Runtime) -> None:
-    """Ask for the roots again after the client says they changed (pre-2026 protocol)."""
+def _on_notifications(mcp: Any, rt: Runtime) -> None:
+    """Ask for the roots again after the client says they changed (pre-2026 protocol); start
+    warming once the client has its answer to `initialize`."""
     import mcp_types as types
 
     async def changed(ctx: Any, _params: Any) -> None:
         rt.forget_roots()
+
+    async def initialized(ctx: Any, _params: Any) -> None:
+        rt.handshake_done()
 
     low = getattr(mcp, "_lowlevel_server", None)
     if low is not None and hasattr(low, "add_notification_handler"):
@@ -96,6 +100,9 @@ def _on_roots_changed(mcp: Any, rt: Runtime) -> None:
             warnings.simplefilter("ignore")
             low.add_notification_handler("notifications/roots/list_changed",
                                          types.NotificationParams, changed)
+            if low.get_notification_handler("notifications/initialized") is None:
+                low.add_notification_handler("notifications/initialized",
+                                             types.NotificationParams, initialized)
 
 
 def run_stdio(settings: Settings) -> None:

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from cairn.store.records import chunks
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Words that carry no topic: left out of the OR query so they do not match everything.
@@ -87,6 +89,18 @@ def fact_sources(conn: Any, fact_ids: Sequence[int]) -> dict[int, list[dict[str,
     for r in cur.fetchall():
         d = dict(zip(cols, r, strict=True))
         out[d["fact_id"]].append(d)
+    return out
+
+
+def fact_episodes(conn: Any, fact_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The ids of the episodes that support each fact (supports' primary key: no table reads)."""
+    out: dict[int, list[int]] = {f: [] for f in fact_ids}
+    for chunk in chunks(list(fact_ids), 500):
+        rows = conn.execute("select fact_id, episode_id from supports where fact_id in"
+                            f" ({','.join('?' * len(chunk))}) order by fact_id, episode_id",
+                            chunk)
+        for fid, eid in rows:
+            out[fid].append(eid)
     return out
 
 
