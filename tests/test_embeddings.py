@@ -79,6 +79,13 @@ def onnx_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_embedder(onnx_home: Path) -> OnnxMiniLMEmbedder:
+    """The exact (float32) graph."""
+    return OnnxMiniLMEmbedder(find_minilm_dir(), onnx_home / "models", precision="float32")
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(onnx_home: Path, onnx_embedder: OnnxMiniLMEmbedder) -> OnnxMiniLMEmbedder:
+    """The default: the int8 graph, built from the float32 one beside it."""
     return OnnxMiniLMEmbedder(find_minilm_dir(), onnx_home / "models")
 
 
@@ -103,12 +110,13 @@ def test_onnx_matches_numpy_on_a_mixed_batch(onnx_embedder: OnnxMiniLMEmbedder,
 
 
 def test_onnx_graph_is_cached_privately_and_reused(onnx_embedder: OnnxMiniLMEmbedder,
+                                                   onnx_int8: OnnxMiniLMEmbedder,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     path = onnx_embedder.path
     assert path.parent.name == "models" and path.suffix == ".onnx"
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    query = onnx_embedder.query_path
+    query = onnx_int8.int8_path
     assert query.name == path.name.removesuffix(".onnx") + ".int8.onnx"
     assert query.stat().st_mode & 0o777 == 0o600
     # no temp file left behind
@@ -122,39 +130,42 @@ def test_onnx_graph_is_cached_privately_and_reused(onnx_embedder: OnnxMiniLMEmbe
     monkeypatch.setattr(OnnxMiniLMEmbedder, "_build_int8", no_build)
     again = OnnxMiniLMEmbedder(find_minilm_dir(), path.parent)
     assert again.path == path and (path.stat().st_mtime_ns, query.stat().st_mtime_ns) == before
-    assert np.abs(again.embed(["hello world"]) - onnx_embedder.embed(["hello world"])).max() < 1e-6
+    assert again.precision == "int8"
+    assert np.abs(again.embed(["hello world"]) - onnx_int8.embed(["hello world"])).max() < 1e-6
 
 
-def test_queries_run_on_an_int8_graph_close_to_float32(onnx_embedder: OnnxMiniLMEmbedder) -> None:
-    docs = onnx_embedder.embed(MIXED)
-    queries = np.stack([onnx_embedder.embed_query(t) for t in MIXED])
-    assert queries.dtype == np.float32 and queries.shape == docs.shape
-    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
-    cosines = (queries * docs).sum(axis=1)
+def test_int8_graph_is_close_to_float32(onnx_embedder: OnnxMiniLMEmbedder,
+                                        onnx_int8: OnnxMiniLMEmbedder) -> None:
+    exact = onnx_embedder.embed(MIXED)
+    got = onnx_int8.embed(MIXED)
+    assert got.dtype == np.float32 and got.shape == exact.shape
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosines = (got * exact).sum(axis=1)
     assert cosines.min() > 0.95 and cosines.mean() > 0.98
     assert cosines.max() < 1 - 1e-6  # it really is another graph, not the float32 one again
-    # against distinct texts, a query's int8 vector is nearest its own text's float32 vector
+    # a text's int8 vector is nearest its own float32 vector among distinct texts, so stores
+    # written in either precision can be searched with the other
     distinct = [i for i, t in enumerate(MIXED) if not t.startswith("word")]
     assert len(distinct) >= 5
-    sims = queries[distinct] @ docs[distinct].T
+    sims = got[distinct] @ exact[distinct].T
     assert (sims.argmax(axis=1) == np.arange(len(distinct))).all()
+    assert onnx_int8.embed([]).shape == (0, 384)
 
 
-def test_a_one_shot_query_loads_only_the_query_graph(onnx_embedder: OnnxMiniLMEmbedder) -> None:
-    emb = OnnxMiniLMEmbedder(find_minilm_dir(), onnx_embedder.path.parent)
-    emb.embed_query("where does Ana live")
-    assert emb._session is None  # the 90 MB float32 graph is loaded by the first embed()
-    emb.embed(["Ana lives in Lisbon."])
-    assert emb._session is not None
+def test_the_int8_embedder_does_not_load_the_float32_graph(onnx_int8: OnnxMiniLMEmbedder) -> None:
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), onnx_int8.path.parent)
+    emb.embed(["where does Ana live", "Ana lives in Lisbon."])
+    assert emb.precision == "int8" and emb._session is None  # 90 MB not loaded
 
 
-def test_float32_queries_when_configured(onnx_embedder: OnnxMiniLMEmbedder, tmp_path: Path) -> None:
+def test_float32_when_configured(onnx_embedder: OnnxMiniLMEmbedder, embedder: MiniLMEmbedder,
+                                 tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
     (models / onnx_embedder.path.name).write_bytes(onnx_embedder.path.read_bytes())
-    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models, query_precision="float32")
-    assert np.array_equal(emb.embed_query("hello world"), emb.embed(["hello world"])[0])
-    assert not emb.query_path.exists()
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models, precision="float32")
+    assert emb.precision == "float32" and not emb.int8_path.exists()
+    assert np.abs(emb.embed(MIXED) - embedder.embed(MIXED)).max() < 1e-5
 
 
 def test_bad_int8_graph_is_rebuilt_or_skipped(onnx_embedder: OnnxMiniLMEmbedder, tmp_path: Path,
@@ -163,23 +174,24 @@ def test_bad_int8_graph_is_rebuilt_or_skipped(onnx_embedder: OnnxMiniLMEmbedder,
     models = tmp_path / "models"
     models.mkdir()
     (models / onnx_embedder.path.name).write_bytes(onnx_embedder.path.read_bytes())
-    query = models / onnx_embedder.query_path.name
-    query.write_bytes(b"not a graph")
+    int8 = models / onnx_minilm.int8_path(onnx_embedder.path).name
+    int8.write_bytes(b"not a graph")
     emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
-    assert query.stat().st_size > 1_000_000 and emb._query is not None
-    # a quantized graph that strays from float32 is not used: queries run in float32
-    query.unlink()
+    assert int8.stat().st_size > 1_000_000 and emb.precision == "int8"
+    # a quantized graph that strays from float32 is not used: the float32 one runs
+    int8.unlink()
     monkeypatch.setattr(onnx_minilm, "INT8_MIN_COSINE", 1.01)
     with caplog.at_level(logging.WARNING):
         emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
-    assert "queries run in float32" in caplog.text and not query.exists()
-    assert np.array_equal(emb.embed_query("hello world"), emb.embed(["hello world"])[0])
+    assert "running the float32 one" in caplog.text and not int8.exists()
+    assert emb.precision == "float32"
+    assert np.abs(emb.embed(["hello world"]) - onnx_embedder.embed(["hello world"])).max() < 1e-6
 
 
-def test_query_precision_setting_is_checked(tmp_path: Path) -> None:
+def test_precision_setting_is_checked(tmp_path: Path) -> None:
     settings = Settings(db_path=tmp_path / "cairn.db", config_path=tmp_path / "config.toml",
-                        log_dir=tmp_path, values={"embeddings": {"query_precision": "int4"}})
-    with pytest.raises(ConfigError, match="query_precision must be one of int8, float32"):
+                        log_dir=tmp_path, values={"embeddings": {"precision": "int4"}})
+    with pytest.raises(ConfigError, match="precision must be one of int8, float32"):
         load_embedder(settings)
 
 
@@ -190,6 +202,7 @@ def test_load_embedder_uses_onnxruntime_by_default(onnx_home: Path,
     monkeypatch.delenv("CAIRN_CACHE_DIR", raising=False)  # beside the store, by default
     emb = load_embedder(_settings(onnx_home))  # the fixture's graph, so nothing is built
     assert isinstance(emb, OnnxMiniLMEmbedder) and emb.path == onnx_embedder.path
+    assert emb.precision == "int8"
 
 
 def test_cache_dir_setting_shares_one_graph(onnx_home: Path, tmp_path: Path,
@@ -209,7 +222,7 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path: Path, onnx_embedder: OnnxMiniLM
     bad = models / onnx_embedder.path.name
     # half a file, as a crash or a full disk would leave it
     bad.write_bytes(onnx_embedder.path.read_bytes()[: onnx_embedder.path.stat().st_size // 2])
-    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models)
+    emb = OnnxMiniLMEmbedder(find_minilm_dir(), models, precision="float32")
     assert emb.path == bad and bad.stat().st_size == onnx_embedder.path.stat().st_size
     assert np.abs(emb.embed(REF["texts"]) - np.array(REF["vectors"])).max() < 1e-5
 

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_ctx": 4096,
     },
     "embeddings": {"backend": "minilm", "model": None, "allow_download": False,
-                   "query_precision": "int8"},
+                   "precision": "int8"},
     "recall": {"limit": 10, "token_budget": 2000},
     "privacy": {"exclude": []},
     "daemon": {"debounce": 0.5, "rescan_minutes": 60},

@@ -14,7 +14,6 @@ from typing import IO, Any
 
 from cairn.config import Settings
 from cairn.errors import BadInput, CairnError, NotFound
-from cairn.extraction.embeddings import embed_query
 from cairn.ingest.pipeline import FileResult, Ingestor, IngestReport, Progress
 from cairn.models import EpisodeDraft, FactDraft, Hit, SourceRef
 from cairn.querytime import parse_as_of, window
@@ -273,7 +272,7 @@ class Memory:
             # the vectors: SQLite, onnxruntime and numpy release the GIL, so all use both cores.
             later = [pool.submit(s.fts, reader, table, query, k)
                      for (pool, reader), table in zip(side, ("facts", "episodes"), strict=True)]
-        qv = embed_query(self.embedder, query)
+        qv = self.embedder.embed([query])[0]
         fact_vec = vectors.knn(conn, "facts", qv, k, first_pass=first)
         episode_vec = vectors.knn(conn, "episodes", qv, k, first_pass=first)
         if later:

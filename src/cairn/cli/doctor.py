@@ -53,7 +53,9 @@ def run_checks() -> list[dict[str, Any]]:
 
         e = load_embedder(settings_box["s"])
         v = e.embed(["cairn doctor"])
-        return f"{e.model_id} ({v.shape[1]} dimensions)"
+        runs = (f"onnxruntime, {e.precision}" if hasattr(e, "precision")
+                else type(e).__name__)
+        return f"{e.model_id} ({v.shape[1]} dimensions; {runs})"
 
     checks.append(_check("embedding model", True, embeddings))
 

@@ -39,13 +39,6 @@ class Embedder(Protocol):
         ...
 
 
-def embed_query(embedder: Embedder, text: str) -> np.ndarray:
-    """A search query's vector: the embedder's own query path if it has one (the ONNX MiniLM
-    runs queries on an int8 graph), else its `embed`."""
-    fn = getattr(embedder, "embed_query", None)
-    return fn(text) if fn is not None else embedder.embed([text])[0]
-
-
 def _gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU as BERT uses it, in place where possible: this runs on every token.
 
@@ -251,13 +244,14 @@ def find_minilm_dir(configured: str | None = None, allow_download: bool = False)
 
 
 _CACHE: dict[tuple[str, str | None, str], Any] = {}
-QUERY_PRECISIONS = ("int8", "float32")
+PRECISIONS = ("int8", "float32")
 
 
 def _minilm(model_dir: Path, settings: Settings) -> Embedder:
     """MiniLM on onnxruntime when onnx and onnxruntime are installed, else the numpy pass.
 
-    Both give the same vectors (within 1e-6), so the model id, and the stored vectors, are shared.
+    Same model id and the same vectors: exactly (within 1e-6) in float32, within a cosine of
+    ~0.99 in int8 (the default, see onnx_minilm), so stores mix them without re-embedding.
     """
     missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
     if missing:
@@ -270,7 +264,7 @@ def _minilm(model_dir: Path, settings: Settings) -> Embedder:
         cache = os.environ.get("CAIRN_CACHE_DIR")
         emb = OnnxMiniLMEmbedder(model_dir, Path(cache).expanduser() if cache
                                  else settings.db_path.parent / "models",
-                                 query_precision=_query_precision(settings))
+                                 precision=_precision(settings))
     except Exception as e:
         # Trigger: the graph could not be built, written, loaded or failed its check vectors
         # Why: the numpy pass gives the same vectors, only slower; recall must not fail
@@ -282,18 +276,18 @@ def _minilm(model_dir: Path, settings: Settings) -> Embedder:
     return emb
 
 
-def _query_precision(settings: Settings) -> str:
-    value = str(settings.get("embeddings", "query_precision"))
-    if value not in QUERY_PRECISIONS:
-        raise ConfigError(f"[embeddings] query_precision must be one of"
-                          f" {', '.join(QUERY_PRECISIONS)}, not {value!r}")
+def _precision(settings: Settings) -> str:
+    value = str(settings.get("embeddings", "precision"))
+    if value not in PRECISIONS:
+        raise ConfigError(f"[embeddings] precision must be one of"
+                          f" {', '.join(PRECISIONS)}, not {value!r}")
     return value
 
 
 def load_embedder(settings: Settings) -> Embedder:
     backend = str(settings.get("embeddings", "backend"))
     model = settings.get("embeddings", "model")
-    key = (backend, str(model) if model else None, _query_precision(settings))
+    key = (backend, str(model) if model else None, _precision(settings))
     if key in _CACHE:  # one copy of the weights per process (the daemon and MCP reuse it)
         return _CACHE[key]
     emb: Embedder

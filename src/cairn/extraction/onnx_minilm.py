@@ -12,12 +12,13 @@ one pinned thread per core, lost up to a third); batches of 32 beat 64; the com.
 ops (fused=True) were no faster than standard ops, which onnxruntime partly fuses itself
 (BiasGelu, FusedMatMul), so the standard graph is the default.
 
-Queries get their own graph: the float32 one with its weights quantized to int8 per channel
-(onnxruntime's dynamic quantization), built from it on first use and cached beside it. One short
-query is latency-bound: 2.3 ms against 4.8 ms in float32 here, and its vector keeps a cosine of
-0.98-0.99 to the float32 one (probes checked on every load), so it searches the float32 vectors
-that documents are stored with; documents are embedded in float32 only. query_precision="float32"
-turns it off.
+By default ([embeddings] precision = "int8") the graph that runs is the float32 one with its
+weights quantized to int8 per output channel (onnxruntime's dynamic quantization), built from it
+on first use and cached beside it. Measured here: a short query in 2.3 ms against 4.8 ms, ingest
+of LoCoMo's turns 143/s against 77/s, and LoCoMo evidence recall@10 unchanged (per question
+0.7125 against 0.7108, per evidence turn 0.6028 against 0.6019). Each vector keeps a cosine of
+0.98-0.99 to its float32 one (probes checked on every load), so stores written in float32 and
+int8 mix without re-embedding. precision = "float32" runs the exact graph.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ PREFIX = "all-MiniLM-L6-v2-"
 PROBES = ("hello", "I moved to Lisbon in June and started learning the cello.",
           "Réunion à 14h avec l'équipe — café ☕ 東京", "")
 TOLERANCE = 1e-5
-INT8_MIN_COSINE = 0.97  # an int8 query graph whose probe vectors stray further is not used
+INT8_MIN_COSINE = 0.97  # an int8 graph whose probe vectors stray further is not used
 INT8_SUFFIX = ".int8.onnx"
 
 
@@ -215,7 +216,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def int8_path(fp32: Path) -> Path:
-    """The query graph derived from the float32 graph at `fp32`."""
+    """The int8 graph derived from the float32 graph at `fp32`."""
     return fp32.with_name(fp32.name.removesuffix(".onnx") + INT8_SUFFIX)
 
 
@@ -258,50 +259,57 @@ def _session(path: Path, threads: int) -> Any:
 class OnnxMiniLMEmbedder:
     """The numpy MiniLMEmbedder's vectors from onnxruntime: same ids, tokens and batching.
 
-    `embed` (documents, batches) runs the float32 graph; `embed_query` (one text) the int8
-    graph when query_precision is "int8". Each graph is loaded when first needed, so a one-shot
-    `cairn recall` loads only the small query graph.
+    precision "int8" runs the int8 graph (the float32 one is loaded only to build it, or if it
+    cannot be had); "float32" the exact one.
     """
 
     dimensions = 384
 
     def __init__(self, model_dir: Path, cache_dir: Path, *, batch_size: int = 32,
                  max_tokens: int = 256, threads: int | None = None, fused: bool = False,
-                 query_precision: str = "int8") -> None:
+                 precision: str = "int8") -> None:
         self.model_dir = model_dir
         self.model_id = MINILM_ID
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.tokenizer = load_tokenizer(model_dir, max_tokens)
         self.path = cache_path(model_dir, cache_dir, fused=fused)
-        self.query_path = int8_path(self.path)
-        self.query_precision = query_precision
+        self.int8_path = int8_path(self.path)
         self._fallback: MiniLMEmbedder | None = None
         self._session: Any = None
-        self._query: Any = None
+        self._int8: Any = None
         self._threads = threads if threads is not None else min(2, os.cpu_count() or 1)
         self._fused = fused
         import onnxruntime  # noqa: F401  - a broken install fails here, not after a rebuild
 
         # Fail here, not at the first recall, when no graph can be had (the caller then uses
-        # the numpy pass): the one queries need, which for int8 also vouches for float32.
-        if query_precision == "int8":
-            self._query = self._query_session()
-        if self._query is None:
+        # the numpy pass).
+        if precision == "int8":
+            self._int8 = self._int8_session()
+        if self._int8 is None:
             self._session = self._float32_session()
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self._int8 is not None else "float32"
 
     # ------------------------------------------------------------ the graphs
 
     @property
     def session(self) -> Any:
-        """The float32 graph's session (documents; queries too unless int8)."""
-        if self._session is None:
-            self._session = self._float32_session()
-        return self._session
+        """The session that runs: the int8 graph's, else the float32 one's."""
+        if self._int8 is not None:
+            return self._int8
+        return self._float32()
 
     @session.setter
     def session(self, value: Any) -> None:
-        self._session = value
+        self._int8, self._session = None, value
+
+    def _float32(self) -> Any:
+        if self._session is None:
+            self._session = self._float32_session()
+        return self._session
 
     def _float32_session(self) -> Any:
         try:
@@ -313,22 +321,24 @@ class OnnxMiniLMEmbedder:
                 log.info("rebuilding %s: %s", self.path.name, e)
             return self._build()
 
-    def _query_session(self) -> Any:
-        """The int8 query graph (built from the float32 one if need be), or None if it cannot
-        be had: queries then run in float32, which is only slower."""
+    def _int8_session(self) -> Any:
+        """The int8 graph (built from the float32 one if need be), or None if it cannot be
+        had: then the float32 graph runs, which is only slower."""
         try:
-            return self._load(self.query_path, self._check_close)
+            return self._load(self.int8_path, self._check_close)
         except Exception as e:  # noqa: BLE001 - missing or bad: build it
-            if self.query_path.exists():
-                log.info("rebuilding %s: %s", self.query_path.name, e)
-        fp32 = self.session  # if the float32 graph cannot be had, neither can the embedder
+            if self.int8_path.exists():
+                log.info("rebuilding %s: %s", self.int8_path.name, e)
+        fp32 = self._float32()  # if the float32 graph cannot be had, neither can the embedder
         try:
-            return self._build_int8(fp32)
+            session = self._build_int8(fp32)
         except Exception as e:  # noqa: BLE001 - a speed-up only
-            log.warning("embeddings: no int8 query graph (%s: %s); queries run in float32",
+            log.warning("embeddings: no int8 graph (%s: %s); running the float32 one",
                         type(e).__name__, e)
-            self.query_path.unlink(missing_ok=True)
+            self.int8_path.unlink(missing_ok=True)
             return None
+        self._session = None  # built from it; not needed to run
+        return session
 
     def _load(self, path: Path, check: Any) -> Any:
         session = _session(path, self._threads)
@@ -363,7 +373,7 @@ class OnnxMiniLMEmbedder:
 
         t0 = time.perf_counter()
         want = self._run(fp32, PROBES)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.query_path.name}.",
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.int8_path.name}.",
                                    suffix=".tmp")
         os.close(fd)
         quiet = _QuantizerChatter()
@@ -380,10 +390,10 @@ class OnnxMiniLMEmbedder:
         finally:
             logging.getLogger().removeFilter(quiet)
             Path(tmp).unlink(missing_ok=True)
-        _write_atomically(self.query_path, data)
-        session = _session(self.query_path, self._threads)
-        self._check_close(session, want, self.query_path)
-        log.info("built %s in %.1f s", self.query_path, time.perf_counter() - t0)
+        _write_atomically(self.int8_path, data)
+        session = _session(self.int8_path, self._threads)
+        self._check_close(session, want, self.int8_path)
+        log.info("built %s in %.1f s", self.int8_path, time.perf_counter() - t0)
         return session
 
     def _check_exact(self, session: Any, want: np.ndarray, path: Path) -> None:
@@ -417,13 +427,3 @@ class OnnxMiniLMEmbedder:
                 log.warning("onnxruntime embedding failed; using the numpy pass", exc_info=True)
                 self._fallback = MiniLMEmbedder(self.model_dir, max_tokens=self.max_tokens)
         return self._fallback.embed(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        """One query's vector, for searching vectors that `embed` stored."""
-        if self._query is not None and self._fallback is None:
-            try:
-                return self._run(self._query, [text])[0]
-            except Exception:
-                log.warning("int8 query embedding failed; using float32", exc_info=True)
-                self._query = None
-        return self.embed([text])[0]

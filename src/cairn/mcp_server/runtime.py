@@ -102,10 +102,7 @@ class Runtime:
         try:
             m = self.memory
             m.store  # noqa: B018 - opens and migrates the store
-            from cairn.extraction.embeddings import embed_query
-
-            embed_query(m.embedder, "warm up")  # the query graph
-            m.embedder.embed(["warm up"])  # the float32 graph, for remember
+            m.embedder.embed(["warm up"])
             from cairn.extraction.rules import RulesExtractor  # noqa: F401 - labels remember()
         except CairnError as e:
             # The first tool call reports it to the agent; nothing to do here.
