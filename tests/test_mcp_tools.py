@@ -397,3 +397,37 @@ def test_warm_up_waits_for_the_handshake_then_loads_the_store(server: tuple[Any,
     rt.warmed.clear()
     rt._handshook = False
     assert anyio.run(main) == [False, True]
+
+
+def test_recall_reinforces_after_answering(server: tuple[Any, Any], home: Path) -> None:
+    mcp, rt = server
+
+    async def body(c: Client) -> tuple[str, list[int]]:
+        r = await c.call_tool("remember", {"text": "The boat is moored at pier nine"})
+        fid = r.structured_content["id"]
+        counts = []
+        for _ in range(3):
+            r = await c.call_tool("recall", {"query": "where is the boat moored"})
+            assert r.structured_content["hits"][0]["id"] == fid
+        with anyio.fail_after(10):
+            while True:
+                got = rt.memory.store.conn.execute(
+                    "select recall_count from facts where id = ?", (int(fid[1:]),)).fetchone()[0]
+                counts.append(got)
+                if got == 3:
+                    break
+                await anyio.sleep(0.02)
+        # a recall whose reinforcement is still pending when the server stops is not lost
+        await c.call_tool("recall", {"query": "where is the boat moored"})
+        return fid, counts
+
+    fid, counts = drive(mcp, body)
+    assert counts[-1] == 3
+    rt.close()
+    from cairn.config import load_settings
+    from cairn.service import Memory
+
+    with Memory(load_settings()) as m:
+        n = m.store.conn.execute("select recall_count from facts where id = ?",
+                                 (int(fid[1:]),)).fetchone()[0]
+    assert n == 4

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ROOTS_TTL = 300.0  # seconds a session's roots are trusted without asking again
 WARM_AFTER = 0.5  # seconds after start to warm up when no `initialized` notification came
+REINFORCE_AFTER = 0.05  # seconds a recall's reinforcement waits, to go out after its answer
 
 
 class _Sessions:
@@ -81,6 +82,11 @@ class Runtime:
         self.token_budget = int(settings.get("recall", "token_budget"))
         self.warmed = threading.Event()
         self._handshake: anyio.Event | None = None
+        # Ids recall returned, reinforced after the answer is sent (see reinforce_later).
+        self._reinforce: list[str] = []
+        self._reinforce_lock = threading.Lock()
+        self._kick: anyio.Event | None = None
+        self._looping = False
         self._handshook = False
 
     # ------------------------------------------------------------ the service
@@ -144,16 +150,64 @@ class Runtime:
         from mcp.server.mcpserver.exceptions import ToolError
 
         def call() -> T:
-            return fn(self.memory)
+            m = self.memory
+            if self._reinforce and not self._looping:
+                self._flush_reinforce(m)
+            return fn(m)
 
         try:
             return await anyio.to_thread.run_sync(call, limiter=self._worker())
         except CairnError as e:
             raise ToolError(str(e)) from None
 
+    # ------------------------------------------------------------ reinforcement
+
+    def reinforce_later(self, ids: list[str]) -> None:
+        """Count a recall of `ids` once its answer is on its way (from the worker thread).
+
+        Why: reinforcing is a write transaction (~0.3 ms) that the agent does not wait for;
+        done after the answer, and batched over a burst of recalls, it leaves the critical
+        path. close() writes what is still pending.
+        """
+        if ids:
+            with self._reinforce_lock:
+                self._reinforce.extend(ids)
+
+    def kick(self) -> None:
+        """Wake the reinforcement loop (from the event loop, after a tool call)."""
+        if self._reinforce and self._kick is not None:
+            self._kick.set()
+
+    async def reinforce_loop(self) -> None:
+        """Write pending reinforcement shortly after recalls, for as long as the session that
+        started it lasts (over HTTP, one session's loop serves all; without one, the next
+        call writes what is pending before its own work)."""
+        if self._looping:
+            return
+        self._looping = True
+        try:
+            while True:
+                self._kick = anyio.Event()
+                await self._kick.wait()
+                await anyio.sleep(REINFORCE_AFTER)
+                await self.run(self._flush_reinforce)
+        finally:
+            self._looping = False
+            self._kick = None
+
+    def _flush_reinforce(self, m: Any) -> None:
+        with self._reinforce_lock:
+            ids, self._reinforce = self._reinforce, []
+        if ids:
+            m.reinforce(ids)
+
     def close(self) -> None:
         with self._lock:
             if self._memory is not None:
+                try:
+                    self._flush_reinforce(self._memory)
+                except Exception:  # noqa: BLE001 - a nicety; never block a shutdown on it
+                    log.warning("recall reinforcement lost at shutdown", exc_info=True)
                 self._memory.close()
                 self._memory = None
 

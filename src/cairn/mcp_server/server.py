@@ -51,6 +51,7 @@ def build_server(settings: Settings, *, transport: str = "stdio",
         async with anyio.create_task_group() as tg:
             if not rt.warmed.is_set():
                 tg.start_soon(rt.warm_after_handshake)
+            tg.start_soon(rt.reinforce_loop)
             yield rt
             tg.cancel_scope.cancel()
 

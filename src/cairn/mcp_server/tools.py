@@ -132,7 +132,7 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
                       + (f", as of {as_of}" if as_of else "") + ":")
             page = render.fit(window, offset=offset, max_tokens=max_tokens,
                               more=len(res.hits) > depth, header=header)
-            m.reinforce([h["id"] for h in page.hits])
+            rt.reinforce_later([h["id"] for h in page.hits])
             empty = "No memories matched."
             if where is not None and not all_projects:
                 empty += " Try all_projects=true to search every project."
@@ -141,7 +141,10 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
                                                "next_offset": page.next_offset})
             return _result(render.page_text(header, page, empty), out)
 
-        return await rt.run(work)
+        try:
+            return await rt.run(work)
+        finally:
+            rt.kick()
 
     @tool("Remember a fact", WRITE)
     async def remember(
