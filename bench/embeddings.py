@@ -8,7 +8,8 @@ hits them alike; the load average is printed before and after, and process CPU t
 wall time. Accuracy: the largest difference from the checked-in sentence-transformers vectors,
 and from the numpy pass over the whole batch.
 
-    python bench/embeddings.py                  # numpy vs onnxruntime as load_embedder sets it up
+    python bench/embeddings.py                  # numpy, onnxruntime float32, and as load_embedder
+                                                # sets it up (the int8 graph)
     python bench/embeddings.py --candidates numpy onnx onnx:std-t2 onnx:fused-t1
     python bench/embeddings.py --sweep          # each setting alone in its own process, 3 rounds
     python bench/embeddings.py --sweep --candidates onnx:std-t0 onnx:std-t1 --rounds 5
@@ -43,7 +44,7 @@ REF = Path(__file__).resolve().parent.parent / "tests" / "data" / "minilm_refere
 SWEEP = ["numpy", "numpy-blas1", "onnx:std-t0", "onnx:std-t0-nospin", "onnx:std-t1",
          "onnx:std-t2", "onnx:std-t2-nospin", "onnx:fused-t0", "onnx:fused-t1",
          "onnx:fused-t2", "onnx:fused-t2-nospin"]
-DEFAULT = ["numpy", "onnx"]
+DEFAULT = ["numpy", "onnx-float32", "onnx"]
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -63,13 +64,16 @@ def make(name: str, models: Path) -> tuple[Embed, dict[str, Any]]:
     if name.startswith("numpy"):
         e, dt, _ = cpu_timed(lambda: MiniLMEmbedder(model_dir))
         return e.embed, {"load_s": round(dt, 2)}
+    if name == "onnx-float32":  # the exact graph: [embeddings] precision = "float32"
+        o, dt, _ = cpu_timed(lambda: OnnxMiniLMEmbedder(model_dir, models, precision="float32"))
+        return o.embed, {"load_s": round(dt, 2)}
     if name == "onnx":  # as load_embedder builds it
-        built = not any(models.glob("*.onnx"))
+        built = not any(models.glob("*.int8.onnx"))  # the graph that runs by default
         o, dt, _ = cpu_timed(lambda: OnnxMiniLMEmbedder(model_dir, models))
         _, again, _ = cpu_timed(lambda: OnnxMiniLMEmbedder(model_dir, models))
         return o.embed, {"load_s": round(dt, 2), "graph_built": built,
                          "reload_s": round(again, 2),
-                         "file_mb": round(o.path.stat().st_size / 1e6, 1)}
+                         "file_mb": round(o.int8_path.stat().st_size / 1e6, 1)}
     import onnxruntime as ort
 
     graph, threads, *rest = name.removeprefix("onnx:").split("-")
@@ -133,14 +137,20 @@ def measure(names: list[str], models: Path, n_queries: int, n_texts: int,
             **info[n],
         }
         if "numpy" in vecs:
-            r["max_abs_diff_vs_numpy"] = float(np.abs(np.vstack(vecs[n])
-                                                      - np.vstack(vecs["numpy"])).max())
+            mine, exact = np.vstack(vecs[n]), np.vstack(vecs["numpy"])
+            r["max_abs_diff_vs_numpy"] = float(np.abs(mine - exact).max())
+            r["min_cosine_vs_numpy"] = round(float((mine * exact).sum(axis=1).min()), 4)
     c = out["candidates"]
     if "numpy" in c and "onnx" in c:
         out["ratio_query_p50_numpy_over_onnx"] = round(
             c["numpy"]["query_p50_ms"] / c["onnx"]["query_p50_ms"], 2)
         out["ratio_batch_onnx_over_numpy"] = round(
             c["onnx"]["batch_sentences_per_s"] / c["numpy"]["batch_sentences_per_s"], 2)
+    if "onnx-float32" in c and "onnx" in c:
+        out["ratio_query_p50_float32_over_int8"] = round(
+            c["onnx-float32"]["query_p50_ms"] / c["onnx"]["query_p50_ms"], 2)
+        out["ratio_batch_int8_over_float32"] = round(
+            c["onnx"]["batch_sentences_per_s"] / c["onnx-float32"]["batch_sentences_per_s"], 2)
     return out
 
 
@@ -196,13 +206,15 @@ def main() -> None:
     else:
         print(f"load average {res['load_before']} -> {res['load_after']} on {res['cpus']} CPUs")
     print(f"{'':22} {'query p50':>10} {'cpu p50':>8} {'batch/s':>8} {'cpu/sent':>8}"
-          f" {'vs ref':>8} {'vs numpy':>8}")
+          f" {'vs ref':>8} {'vs numpy':>8} {'min cos':>8}")
     for n, r in res["candidates"].items():
         vs_numpy = r.get("max_abs_diff_vs_numpy")
+        cos = r.get("min_cosine_vs_numpy")
         print(f"{n:22} {r['query_p50_ms']:>8.2f}ms {r['query_cpu_p50_ms']:>6.2f}ms"
               f" {r['batch_sentences_per_s']:>8.1f} {r['batch_cpu_ms_per_sentence']:>6.2f}ms"
               f" {r['max_abs_diff_vs_reference']:>8.1e}"
-              f" {'' if vs_numpy is None else f'{vs_numpy:>8.1e}'}")
+              f" {'' if vs_numpy is None else f'{vs_numpy:>8.1e}'}"
+              f" {'' if cos is None else f'{cos:>8.4f}'}")
     c = res["candidates"]
     if "onnx" in c and "load_s" in c["onnx"]:
         o = c["onnx"]
@@ -212,6 +224,9 @@ def main() -> None:
     if "ratio_query_p50_numpy_over_onnx" in res:
         print(f"onnxruntime vs numpy: query p50 {res['ratio_query_p50_numpy_over_onnx']}x faster,"
               f" batches {res['ratio_batch_onnx_over_numpy']}x the throughput")
+    if "ratio_query_p50_float32_over_int8" in res:
+        print(f"int8 vs float32 graph: query p50 {res['ratio_query_p50_float32_over_int8']}x"
+              f" faster, batches {res['ratio_batch_int8_over_float32']}x the throughput")
 
 
 if __name__ == "__main__":

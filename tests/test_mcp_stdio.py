@@ -139,6 +139,22 @@ def test_help_does_not_import_the_sdk() -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def test_bare_mcp_skips_the_cli_framework_and_reports_a_bad_config_in_one_line(
+        home: Path) -> None:
+    # what agents run: no Typer/click import on the way to the server
+    code = ("import sys; sys.argv = ['cairn', 'mcp']; import cairn.cli.entry as e;"
+            " import cairn.mcp_server.server as s; s.serve_stdio = lambda: None; e.main();"
+            " sys.exit(1 if 'typer' in sys.modules or 'click' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("[embeddings\nprecision = 'int8'\n")
+    proc = subprocess.run([CAIRN, "mcp"], capture_output=True, text=True, timeout=60,
+                          input="", env=server_env(home))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("Error: ") and "config.toml" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 INSPECTOR = "@modelcontextprotocol/inspector@0.15"
 
 
