@@ -265,3 +265,27 @@ def test_onnx_run_failure_falls_back_to_numpy(onnx_embedder: OnnxMiniLMEmbedder,
         got = emb.embed(["hello world", "I moved to Lisbon in June."])
     assert np.abs(got - embedder.embed(["hello world", "I moved to Lisbon in June."])).max() < 1e-6
     assert "numpy pass" in caplog.text
+
+
+def test_servers_starting_at_once_each_get_the_int8_graph(onnx_embedder: OnnxMiniLMEmbedder,
+                                                          tmp_path: Path) -> None:
+    """Several agents' first `cairn mcp` on a new store build the int8 graph at the same time:
+    none may see another's scratch files or half a file."""
+    import subprocess
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / onnx_embedder.path.name).write_bytes(onnx_embedder.path.read_bytes())
+    code = ("import logging, sys; logging.basicConfig(level=logging.WARNING);"
+            " from pathlib import Path;"
+            " from cairn.extraction.embeddings import find_minilm_dir;"
+            " from cairn.extraction.onnx_minilm import OnnxMiniLMEmbedder;"
+            f" e = OnnxMiniLMEmbedder(find_minilm_dir(), Path({str(models)!r}));"
+            " print(e.precision)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [o.strip() for o, _ in outs] == ["int8"] * 3, [e for _, e in outs]
+    assert all("WARNING" not in e for _, e in outs), [e for _, e in outs]
+    left = sorted(p.name for p in models.iterdir())
+    assert left == sorted([onnx_embedder.path.name, onnx_embedder.int8_path.name])

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -225,10 +226,10 @@ def _remove_stale(keep: Path) -> None:
     for p in keep.parent.glob(f"{PREFIX}*.onnx"):
         if p not in (keep, int8_path(keep)):
             p.unlink(missing_ok=True)
-    for p in keep.parent.glob(f".{PREFIX}*.tmp"):
+    for p in [*keep.parent.glob(f".{PREFIX}*.tmp"), *keep.parent.glob(".int8-*")]:
         try:
             if time.time() - p.stat().st_mtime > 3600:
-                p.unlink()
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
         except OSError:
             pass
 
@@ -385,23 +386,28 @@ class OnnxMiniLMEmbedder:
 
         t0 = time.perf_counter()
         want = self._run(fp32, PROBES)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.int8_path.name}.",
-                                   suffix=".tmp")
-        os.close(fd)
         quiet = _QuantizerChatter()
         logging.getLogger().addFilter(quiet)
+        # The quantizer writes scratch files (a shape-inferred copy) beside its input: in a
+        # folder of its own, servers starting at once on a new store cannot trip over each
+        # other's (each builds, and the last atomic replace wins; every result is valid).
         try:
-            quantize_dynamic(self.path, tmp, weight_type=QuantType.QInt8, per_channel=True)
-            model = onnx.load(tmp)
-            del model.metadata_props[:]
-            for key, value in (("model_id", MINILM_ID), ("precision", "int8"),
-                               ("probes", json.dumps(want.tolist()))):
-                model.metadata_props.add(key=key, value=value)
-            data = model.SerializeToString()
-            del model
+            with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".int8-") as work:
+                src, out = Path(work) / "float32.onnx", Path(work) / "int8.onnx"
+                try:
+                    os.link(self.path, src)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(self.path, src)
+                quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=True)
+                model = onnx.load(out)
+                del model.metadata_props[:]
+                for key, value in (("model_id", MINILM_ID), ("precision", "int8"),
+                                   ("probes", json.dumps(want.tolist()))):
+                    model.metadata_props.add(key=key, value=value)
+                data = model.SerializeToString()
+                del model
         finally:
             logging.getLogger().removeFilter(quiet)
-            Path(tmp).unlink(missing_ok=True)
         _write_atomically(self.int8_path, data)
         session = _session(self.int8_path, self._threads)
         self._check_close(session, want, self.int8_path)
