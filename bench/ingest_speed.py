@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency import PEOPLE, sentence  # noqa: E402  - the same seeded message generator
+from latency import PEOPLE, sentence  # the same seeded message generator
 
 
 def write_chat(path: Path, n: int) -> list[str]:

@@ -77,7 +77,7 @@ def test_concurrent_writers_never_see_locked(home: Path) -> None:
                               env={**os.environ, "CAIRN_HOME": str(home)})
              for w in range(4)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err
     conn = connect(home / "cairn.db")

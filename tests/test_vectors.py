@@ -3,9 +3,10 @@ ones that follows inserts, deletes and other processes' writes."""
 
 from __future__ import annotations
 
-import numpy as np
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cairn.store import vectors
 from conftest import run_cli

@@ -141,7 +141,7 @@ class Memory:
                     reader = connect(self.settings.db_path, migrate=False, readonly=True)
                     side.append((ThreadPoolExecutor(1, thread_name_prefix=f"cairn-fts-{table}"),
                                  reader))
-            except Exception:  # noqa: BLE001 - a speed-up only: recall works without it
+            except Exception:  # a speed-up only: recall works without it
                 log.debug("no side readers for recall", exc_info=True)
                 for pool, reader in side:
                     pool.shutdown()
@@ -234,7 +234,7 @@ class Memory:
             from cairn.extraction.rules import RulesExtractor
 
             found = RulesExtractor().extract([draft])[0]
-        except Exception:  # noqa: BLE001 - labelling is best effort; the text is what matters
+        except Exception:  # labelling is best effort; the text is what matters
             log.exception("labelling a typed fact failed")
             found = []
         if len(found) == 1:
@@ -395,7 +395,7 @@ class Memory:
                 return None
             vf, vt = row["valid_from"], row["valid_to"]
             if at is not None:
-                if (vf and vf > at) or (vt and vt <= at) or row["recorded_at"] > at and not vf:
+                if (vf and vf > at) or (vt and vt <= at) or (row["recorded_at"] > at and not vf):
                     return None
             elif status == "superseded":
                 return None
@@ -442,7 +442,7 @@ class Memory:
                     [(iso(now), f) for f in fact_ids])
         except CairnError:
             log.info("store busy: recall reinforcement skipped")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if "locked" not in str(e) and "busy" not in str(e) and "readonly" not in str(e):
                 raise
             log.info("store busy: recall reinforcement skipped")

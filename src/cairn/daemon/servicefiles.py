@@ -231,7 +231,7 @@ class Service:
             return MARKER in text
         try:
             return bool(plistlib.loads(text.encode("utf-8")).get("Label") == LABEL)
-        except Exception:  # a hand-written or broken plist is not ours to remove
+        except Exception:  # noqa: BLE001 - a hand-written or broken plist is not ours to remove
             return False
 
     def is_current(self, text: str) -> bool:
@@ -241,7 +241,7 @@ class Service:
         try:
             return bool(plistlib.loads(text.encode("utf-8")) == launchd_dict(self.program,
                                                                               self.env))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken plist is simply not current
             return False
 
     def install(self, *, run: Runner = default_runner, dry_run: bool = False,

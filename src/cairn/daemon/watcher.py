@@ -113,7 +113,7 @@ class _OverflowAlarm(logging.Handler):
         try:
             if "overflow" in record.getMessage().lower():
                 self.on_overflow()
-        except Exception:  # a log handler must never raise
+        except Exception:  # noqa: BLE001 - a log handler must never raise
             pass
 
 

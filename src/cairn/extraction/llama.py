@@ -339,7 +339,7 @@ class LlamaExtractor:
         try:
             self._abort_cb = llama_cpp.ggml_abort_callback(deadline_passed)
             llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
-        except Exception as exc:  # internals moved: the per-token check still applies
+        except Exception as exc:  # noqa: BLE001 - internals moved: the per-token check still applies
             self._abort_cb = None
             log.debug("no abort callback (%s); timeout checked per token only", exc)
 
@@ -369,7 +369,7 @@ class LlamaExtractor:
                     raise InvalidOutput(f"prompt of {n_prompt} tokens does not fit n_ctx={self.n_ctx}")
                 max_chars = max(200, int(max_chars * (self.n_ctx - max_tokens) / n_prompt * 0.9))
             grammar = self._grammar(len(batch)) if self.constrained else None
-        except Exception as exc:  # never lose an episode: fall back
+        except Exception as exc:  # noqa: BLE001 - never lose an episode: fall back
             return self._fall_back(batch, "load" if self._llm is None else "error", exc)
 
         attempts = [(self.temperature, self.seed), (max(self.temperature, 0.5), self.seed + 1)]
@@ -387,7 +387,7 @@ class LlamaExtractor:
                 return self._fall_back(batch, None, exc)
             except ExtractionTimeout as exc:
                 return self._fall_back(batch, "timeout", exc)
-            except Exception as exc:  # logged with its traceback
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback
                 return self._fall_back(batch, "error", exc)
         raise AssertionError("unreachable")
 

@@ -329,7 +329,7 @@ class OnnxMiniLMEmbedder:
             session = self._load(self.path, self._check_exact)
             log.debug("onnx embedder: reusing %s", self.path.name)
             return session
-        except Exception as e:  # missing, truncated, garbage or failing its probes: build it
+        except Exception as e:  # noqa: BLE001 - missing, truncated, garbage or failing its probes: build it
             if self.path.exists():
                 log.info("rebuilding %s: %s", self.path.name, e)
             return self._build()

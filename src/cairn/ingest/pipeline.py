@@ -22,9 +22,8 @@ from cairn.extraction.base import Extractor, Outcome, extractor_id, outcomes_of
 from cairn.ingest import privacy
 from cairn.ingest.resolver import fact_hash, resolve
 from cairn.models import EpisodeDraft, FactDraft, ParsedSource
-from cairn.store import Store, content_hash, iso, utcnow
+from cairn.store import Store, content_hash, iso, utcnow, vectors
 from cairn.store import records as r
-from cairn.store import vectors
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ def adapter_for(path: Path, head: bytes) -> tuple[str, Any] | None:
         try:
             if mod.matches(path, head):
                 return kind, mod
-        except Exception:  # noqa: BLE001 - a sniffing bug must not stop ingest
+        except Exception:  # a sniffing bug must not stop ingest
             log.exception("adapter %s failed to sniff %s", modname, path)
     return None
 

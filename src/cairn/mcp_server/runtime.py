@@ -206,7 +206,7 @@ class Runtime:
             if self._memory is not None:
                 try:
                     self._flush_reinforce(self._memory)
-                except Exception:  # noqa: BLE001 - a nicety; never block a shutdown on it
+                except Exception:  # a nicety; never block a shutdown on it
                     log.warning("recall reinforcement lost at shutdown", exc_info=True)
                 self._memory.close()
                 self._memory = None

@@ -92,7 +92,7 @@ def parse(path: Path, data: bytes, *, mtime: float | None = None) -> ParsedSourc
         if m := _HEADING.match(line):
             flush()
             level = len(m.group(1))
-            headings[:] = headings[: level - 1] + [m.group(2)]
+            headings[:] = [*headings[: level - 1], m.group(2)]
             continue
         if not line.strip():
             flush()

@@ -331,7 +331,7 @@ def _rapid_lines(image: Image) -> list[_Line]:
     engine = _rapid()
     try:
         res = engine(np.asarray(image))
-    except Exception as e:  # onnxruntime and opencv raise many types
+    except Exception as e:  # noqa: BLE001 - onnxruntime and opencv raise many types
         raise BadInput(f"rapidocr failed ({type(e).__name__}: {e})") from None
     if res.boxes is None or res.txts is None or res.scores is None:
         return []
