@@ -155,6 +155,52 @@ def test_bare_mcp_skips_the_cli_framework_and_reports_a_bad_config_in_one_line(
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_stdio_runs_on_nonblocking_pipes(home: Path) -> None:
+    proc = subprocess.Popen([CAIRN, "-v", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=server_env(home))
+    assert proc.stdin is not None and proc.stdout is not None
+    big = "word " * 40_000  # a 200 kB line: the reader takes a whole message however long
+
+    def ask(msg: dict[str, Any]) -> dict[str, Any]:
+        proc.stdin.write((json.dumps(msg) + "\n").encode())
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())
+
+    assert ask({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}})["id"] == 1
+    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    assert ask({"jsonrpc": "2.0", "id": 2, "method": "ping",
+                "params": {"_meta": {"pad": big}}}) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+    got = ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "remember", "arguments": {"text": "The kayak lives in the garage " + "x" * 3000}}})
+    assert got["id"] == 3 and got["result"]["structuredContent"]["action"] == "added"
+    got = ask({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "recall", "arguments": {"query": "where does the kayak live"}}})
+    assert got["result"]["structuredContent"]["hits"][0]["text"].startswith("The kayak")
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "stdio: serving on non-blocking pipes" in err
+
+
+def test_stdio_from_a_file_takes_the_sdk_transport(home: Path, tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("".join(json.dumps(m) + "\n" for m in [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 3, "method": "ping"}]))
+    with open(requests, "rb") as fh:
+        proc = subprocess.run([CAIRN, "-v", "mcp"], stdin=fh, capture_output=True, timeout=60,
+                              env=server_env(home))
+    ids = [json.loads(x)["id"] for x in proc.stdout.decode().splitlines()]
+    assert ids[:2] == [1, 2] and proc.returncode == 0
+    assert "non-blocking pipes" not in proc.stderr.decode()
+
+
 INSPECTOR = "@modelcontextprotocol/inspector@0.15"
 
 

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
@@ -119,9 +119,110 @@ def run_stdio(settings: Settings) -> None:
         gc.freeze()
         gc.enable()
     try:
-        mcp.run("stdio")
+        anyio.run(_serve_stdio, mcp)
     finally:
         rt.close()
+
+
+async def _serve_stdio(mcp: Any) -> None:
+    """The SDK's stdio transport, fed from non-blocking pipes when stdin and stdout are pipes.
+
+    Why: the SDK reads each line and writes (and flushes) each answer in a worker thread, three
+    thread hand-offs a call; asyncio's pipe transports do the same in the event loop: 0.7 ms
+    less a call here (explain 3.25 -> 2.54 ms, same store, alternating runs). Anything else
+    (a file on stdin, a platform without pipe transports) takes the SDK's own path.
+    """
+    from mcp.server.stdio import stdio_server
+
+    pipes = await _pipes()
+    low = getattr(mcp, "_lowlevel_server", None)
+    if pipes is None or low is None:
+        await mcp.run_stdio_async()
+        return
+    stdin, stdout, restore = pipes
+    try:
+        # The transport only iterates stdin's lines and awaits stdout's write() and flush().
+        async with stdio_server(stdin=cast(Any, stdin), stdout=cast(Any, stdout)) as (read, write):
+            await low.run(read, write, low.create_initialization_options())
+    finally:
+        restore()
+
+
+class _LinesIn:
+    """`async for line in it` over an asyncio StreamReader, as the SDK's transport reads."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def __aiter__(self) -> _LinesIn:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self.reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return str(line.decode("utf-8", errors="replace"))
+
+
+class _LinesOut:
+    """`await write(text)` / `await flush()` over an asyncio StreamWriter (flush waits for the
+    pipe to take it, so a slow reader holds back the writer, not the loop)."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    async def write(self, text: str) -> None:
+        self.writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self.writer.drain()
+
+
+async def _pipes() -> tuple[_LinesIn, _LinesOut, Any] | None:
+    """Protocol streams on private copies of fd 0 and 1, with fd 0 then reading the null device
+    and fd 1 writing to stderr (as the SDK does), so stray prints never reach the wire; None
+    when they are not pipes (or sockets, or terminals)."""
+    import asyncio
+    import stat
+
+    try:
+        modes = [os.fstat(fd).st_mode for fd in (0, 1)]
+    except OSError:
+        return None
+    if not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) or stat.S_ISCHR(m) for m in modes):
+        return None
+    loop = asyncio.get_running_loop()
+    fin = os.fdopen(os.dup(0), "rb", buffering=0)
+    fout = os.fdopen(os.dup(1), "wb", buffering=0)
+    saved = [os.dup(0), os.dup(1)]
+    try:
+        reader = asyncio.StreamReader(limit=1 << 26)  # a line is one message, however long
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), fin)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                            fout)
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    except (OSError, ValueError, NotImplementedError) as e:
+        log.debug("stdio on pipes unavailable (%s); the SDK's transport serves", e)
+        fin.close()
+        fout.close()
+        for fd in saved:
+            os.close(fd)
+        return None
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    log.info("stdio: serving on non-blocking pipes")
+
+    def restore() -> None:
+        read_transport.close()
+        transport.close()
+        for fd, old in zip((0, 1), saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
+
+    return _LinesIn(reader), _LinesOut(writer), restore
 
 
 def one_blas_thread() -> None:
