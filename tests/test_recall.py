@@ -108,3 +108,26 @@ def test_cli_errors_are_one_line(home: Path) -> None:
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     proc = run_cli("forget", "f999", home=home)
     assert proc.returncode != 0 and "no memory with id f999" in proc.stderr
+
+
+def test_a_repeated_query_is_embedded_once(memory: Any) -> None:
+    """Paging (offset=10, 20, ...) and asking again reuse the query's vector, and the answer."""
+    memory.remember("The cabin key hangs behind the kitchen door")
+    real = memory.embedder
+    calls: list[int] = []
+
+    class Counting:  # the real embedder, counted
+        model_id, dimensions = real.model_id, real.dimensions
+
+        def embed(self, texts: Any) -> Any:
+            calls.append(len(texts))
+            return real.embed(texts)
+
+    memory._embedder = Counting()
+    first = memory.recall("where is the cabin key", reinforce=False)
+    again = memory.recall("where is the cabin key", reinforce=False)
+    other = memory.recall("kitchen door", reinforce=False)
+    assert calls == [1, 1]  # two different queries, one embedding each
+    assert [h.id for h in again.hits] == [h.id for h in first.hits]
+    assert [h.score for h in again.hits] == [h.score for h in first.hits]
+    assert other.hits and first.hits[0].text.startswith("The cabin key")

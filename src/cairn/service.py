@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 CANDIDATES = 40   # per search list, before fusion
 FIRST_PASS = 100 # binary-quantized candidates rescored in float32 (sqlite-vec cost grows with it)
+QUERY_VECTORS_KEPT = 256  # recent query embeddings a long-lived process keeps (1.5 kB each)
 MIN_VECTOR_SIM = 0.12  # a vector-only candidate below this is noise, not a memory
 ID_RE = re.compile(r"^([fe])(\d+)$")
 REPLY_FROM_TOP = 10     # questions among the candidates whose reply is lifted
@@ -89,6 +90,7 @@ class Memory:
         self._store = store
         self._ingestor: Ingestor | None = None
         self._recalls = 0
+        self._query_vectors: OrderedDict[str, Any] = OrderedDict()
         # [(worker, read-only connection)] for recall's FTS passes; False once they failed to open.
         self._side: list[tuple[Any, Any]] | bool | None = None
 
@@ -272,7 +274,7 @@ class Memory:
             # the vectors: SQLite, onnxruntime and numpy release the GIL, so all use both cores.
             later = [pool.submit(s.fts, reader, table, query, k)
                      for (pool, reader), table in zip(side, ("facts", "episodes"), strict=True)]
-        qv = self.embedder.embed([query])[0]
+        qv = self._query_vector(query)
         fact_vec = vectors.knn(conn, "facts", qv, k, first_pass=first)
         episode_vec = vectors.knn(conn, "episodes", qv, k, first_pass=first)
         if later:
@@ -380,6 +382,20 @@ class Memory:
         if reinforce:
             self._reinforce([int(h.id[1:]) for h in hits if h.kind == "fact"], now)
         return RecallResult(query, hits, explain)
+
+    def _query_vector(self, query: str) -> Any:
+        """The query's embedding, from a small per-process cache: an agent paging through a
+        recall (offset=10, 20, ...) or asking again pays the ~2.5 ms embedding once."""
+        vec = self._query_vectors.get(query)
+        if vec is None:
+            vec = self.embedder.embed([query])[0]
+            vec.setflags(write=False)  # shared by later recalls: nothing may change it
+            self._query_vectors[query] = vec
+            if len(self._query_vectors) > QUERY_VECTORS_KEPT:
+                self._query_vectors.popitem(last=False)
+        else:
+            self._query_vectors.move_to_end(query)
+        return vec
 
     @staticmethod
     def _adjust(kind: str, row: dict[str, Any], p: dict[str, float], as_of: datetime | None,
