@@ -272,13 +272,19 @@ class Memory:
             # A process that recalls again and again (MCP server, daemon) runs the two FTS5
             # passes on connections of their own while this thread embeds the query and searches
             # the vectors: SQLite, onnxruntime and numpy release the GIL, so all use both cores.
-            later = [pool.submit(s.fts, reader, table, query, k)
+            later = [pool.submit(s.fts_with_rows, reader, table, query, k)
                      for (pool, reader), table in zip(side, ("facts", "episodes"), strict=True)]
         qv = self._query_vector(query)
         fact_vec = vectors.knn(conn, "facts", qv, k, first_pass=first)
         episode_vec = vectors.knn(conn, "episodes", qv, k, first_pass=first)
+        # Rows of the keyword hits come back with them (the side threads load them while this
+        # one embeds); only the vector hits' rows are left to load here.
+        fact_rows: dict[int, dict[str, Any]] = {}
+        ep_rows: dict[int, dict[str, Any]] = {}
         if later:
-            fact_fts, episode_fts = (f.result() for f in later)
+            (fact_fts, got_facts), (episode_fts, got_eps) = (f.result() for f in later)
+            fact_rows.update(got_facts)
+            ep_rows.update(got_eps)
         else:
             fact_fts = s.fts(conn, "facts", query, k)
             episode_fts = s.fts(conn, "episodes", query, k)
@@ -294,8 +300,10 @@ class Memory:
                 p["rrf"] += 1.0 / (RRF_K + rank)
                 p[f"{name.split('_')[1]}_rank"] = rank
                 p["bm25" if name.endswith("fts") else "vector_sim"] = raw
-        fact_rows = s.load_facts(conn, [i for kd, i in parts if kd == "fact"])
-        ep_rows = s.load_episodes(conn, [i for kd, i in parts if kd == "episode"])
+        fact_rows.update(s.load_facts(
+            conn, [i for kd, i in parts if kd == "fact" and i not in fact_rows]))
+        ep_rows.update(s.load_episodes(
+            conn, [i for kd, i in parts if kd == "episode" and i not in ep_rows]))
         # In a conversation the answer to a question is the next message: a question that
         # matches passes part of its score to the reply.
         asked = sorted(((p["rrf"], rid) for (kd, rid), p in parts.items()

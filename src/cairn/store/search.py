@@ -45,6 +45,14 @@ def fts(conn: Any, table: str, query: str, k: int) -> list[tuple[int, float]]:
     return [(int(r[0]), -float(r[1])) for r in rows]
 
 
+def fts_with_rows(conn: Any, table: str, query: str, k: int,
+                  ) -> tuple[list[tuple[int, float]], dict[int, dict[str, Any]]]:
+    """fts() and the rows of its hits (load_facts / load_episodes), on one connection."""
+    hits = fts(conn, table, query, k)
+    load = load_facts if table == "facts" else load_episodes
+    return hits, load(conn, [rid for rid, _ in hits])
+
+
 def load_facts(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
