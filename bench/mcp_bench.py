@@ -15,6 +15,7 @@
     python bench/mcp_bench.py                     # all three (the store build takes a while)
     python bench/mcp_bench.py --workdir /tmp/cairn-mcp-bench   # keep the 20k store for reruns
     python bench/mcp_bench.py --only start concurrency --json
+    python bench/mcp_bench.py --only warm --store /tmp/lat/n11800   # a store of chat messages
 """
 
 from __future__ import annotations
@@ -187,6 +188,17 @@ def _tool_args(qs: list[str], ids: list[str], calls: int) -> dict[str, list[dict
     }
 
 
+def memories(home: Path) -> int:
+    """Facts + episodes in an existing store."""
+    os.environ["CAIRN_HOME"] = str(home)
+    from cairn.config import load_settings
+    from cairn.service import Memory
+
+    with Memory(load_settings()) as m:
+        st = m.stats()
+    return int(st["facts"] + st["episodes"])
+
+
 def warm_calls_raw(home: Path, calls: int) -> dict[str, Any]:
     """Round trips over the pipes with no client library: write one request line, read lines
     until its response."""
@@ -345,6 +357,8 @@ def main() -> None:
     ap.add_argument("--cli-writes", type=int, default=25)
     ap.add_argument("--only", nargs="+", choices=["start", "warm", "concurrency"])
     ap.add_argument("--workdir", help="keep stores here (the 20k store is reused)")
+    ap.add_argument("--store", help="time the warm calls on this existing store (a CAIRN_HOME,"
+                    " e.g. one bench/latency.py --workdir kept) instead of building one")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -358,9 +372,10 @@ def main() -> None:
             home.mkdir(parents=True, exist_ok=True)
             out["start_to_ready"] = start_to_ready(home)
         if "warm" in only:
-            home = root / f"store-{args.memories}"
-            secs = build_store(home, args.memories)
-            out["warm"] = {"memories": args.memories, **warm_calls_raw(home, args.calls)}
+            home = Path(args.store) if args.store else root / f"store-{args.memories}"
+            secs = 0.0 if args.store else build_store(home, args.memories)
+            out["warm"] = {"memories": memories(home) if args.store else args.memories,
+                           **warm_calls_raw(home, args.calls)}
             out["warm"]["sdk_client"] = warm_calls_sdk(home, args.calls)
             out["warm"]["service_recall"] = service_recall(home, queries(args.calls + 20))
             if secs:
