@@ -196,9 +196,12 @@ def test_stdio_from_a_file_takes_the_sdk_transport(home: Path, tmp_path: Path) -
     with open(requests, "rb") as fh:
         proc = subprocess.run([CAIRN, "-v", "mcp"], stdin=fh, capture_output=True, timeout=60,
                               env=server_env(home))
-    ids = [json.loads(x)["id"] for x in proc.stdout.decode().splitlines()]
-    assert ids[:2] == [1, 2] and proc.returncode == 0
-    assert "non-blocking pipes" not in proc.stderr.decode()
+    # The SDK stops at end of input and may drop answers still in flight (so no count of
+    # them here): what comes out is protocol only.
+    assert all(json.loads(x)["jsonrpc"] == "2.0" for x in proc.stdout.decode().splitlines())
+    assert proc.returncode == 0
+    err = proc.stderr.decode()
+    assert "serving with the SDK's transport" in err and "non-blocking pipes" not in err
 
 
 INSPECTOR = "@modelcontextprotocol/inspector@0.15"

@@ -292,14 +292,16 @@ class Memory:
                  "episode_fts": episode_fts, "episode_vec": episode_vec}
         parts: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: {"rrf": 0.0})
         for name, lst in lists.items():
-            kind = "fact" if name.startswith("fact") else "episode"
+            kind, search = name.split("_")
+            rank_key, raw_key = f"{search}_rank", "bm25" if search == "fts" else "vector_sim"
+            floor = MIN_VECTOR_SIM if search == "vec" else float("-inf")
             for rank, (rid, raw) in enumerate(lst, start=1):
-                if name.endswith("vec") and raw < MIN_VECTOR_SIM:
+                if raw < floor:
                     continue
                 p = parts[(kind, rid)]
                 p["rrf"] += 1.0 / (RRF_K + rank)
-                p[f"{name.split('_')[1]}_rank"] = rank
-                p["bm25" if name.endswith("fts") else "vector_sim"] = raw
+                p[rank_key] = rank
+                p[raw_key] = raw
         fact_rows.update(s.load_facts(
             conn, [i for kd, i in parts if kd == "fact" and i not in fact_rows]))
         ep_rows.update(s.load_episodes(

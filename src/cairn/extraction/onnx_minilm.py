@@ -351,7 +351,10 @@ class OnnxMiniLMEmbedder:
             self.int8_path.unlink(missing_ok=True)
             return None
         self._session = None  # built from it; not needed to run
-        return _session(self.int8_path, 1) if self._threads != 1 else session
+        if self._threads == 1:
+            return session
+        self._int8_batch = session  # built with `threads`: the batch session
+        return _session(self.int8_path, 1)
 
     def _load(self, path: Path, check: Any, threads: int | None = None) -> Any:
         session = _session(path, self._threads if threads is None else threads)

@@ -137,6 +137,7 @@ async def _serve_stdio(mcp: Any) -> None:
     pipes = await _pipes()
     low = getattr(mcp, "_lowlevel_server", None)
     if pipes is None or low is None:
+        log.info("stdio: serving with the SDK's transport")
         await mcp.run_stdio_async()
         return
     stdin, stdout, restore = pipes
