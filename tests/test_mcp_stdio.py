@@ -204,6 +204,17 @@ def test_stdio_from_a_file_takes_the_sdk_transport(home: Path, tmp_path: Path) -
     assert "serving with the SDK's transport" in err and "non-blocking pipes" not in err
 
 
+def test_stdio_on_the_null_device_ends_cleanly(home: Path) -> None:
+    """/dev/null is a character device epoll refuses: the SDK's transport serves, sees the end
+    of input and exits (the pipe transport would have hung with a logged traceback)."""
+    with open(os.devnull, "rb") as nul_in, open(os.devnull, "wb") as nul_out:
+        proc = subprocess.run([CAIRN, "-v", "mcp"], stdin=nul_in, stdout=nul_out,
+                              stderr=subprocess.PIPE, timeout=60, env=server_env(home))
+    err = proc.stderr.decode()
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert "serving with the SDK's transport" in err
+
+
 INSPECTOR = "@modelcontextprotocol/inspector@0.15"
 
 

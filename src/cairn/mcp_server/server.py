@@ -182,7 +182,7 @@ class _LinesOut:
 async def _pipes() -> tuple[_LinesIn, _LinesOut, Any] | None:
     """Protocol streams on private copies of fd 0 and 1, with fd 0 then reading the null device
     and fd 1 writing to stderr (as the SDK does), so stray prints never reach the wire; None
-    when they are not pipes (or sockets, or terminals)."""
+    when they are not pipes or sockets."""
     import asyncio
     import stat
 
@@ -190,7 +190,9 @@ async def _pipes() -> tuple[_LinesIn, _LinesOut, Any] | None:
         modes = [os.fstat(fd).st_mode for fd in (0, 1)]
     except OSError:
         return None
-    if not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) or stat.S_ISCHR(m) for m in modes):
+    # Pipes and sockets only: what agents give. A terminal or /dev/null (character devices)
+    # takes the SDK's path: epoll refuses /dev/null, and only after the transport is made.
+    if not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) for m in modes):
         return None
     loop = asyncio.get_running_loop()
     fin = os.fdopen(os.dup(0), "rb", buffering=0)
