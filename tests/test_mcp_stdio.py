@@ -143,7 +143,7 @@ def test_bare_mcp_skips_the_cli_framework_and_reports_a_bad_config_in_one_line(
         home: Path) -> None:
     # what agents run: no Typer/click import on the way to the server
     code = ("import sys; sys.argv = ['cairn', 'mcp']; import cairn.cli.entry as e;"
-            " import cairn.mcp_server.server as s; s.serve_stdio = lambda: None; e.main();"
+            " import cairn.mcp_server.server; e.serve_stdio = lambda: None; e.main();"
             " sys.exit(1 if 'typer' in sys.modules or 'click' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     home.mkdir(parents=True, exist_ok=True)

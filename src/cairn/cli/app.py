@@ -11,6 +11,7 @@ import typer
 
 from cairn import __version__
 from cairn.cli import admin, ingest, memory
+from cairn.cli.entry import LOG_FORMAT
 
 app = typer.Typer(
     name="cairn",
@@ -34,8 +35,8 @@ def _root(
                                           help="Print the version and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens to stderr.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT,
+                        stream=sys.stderr)
 
 
 app.command()(memory.remember)

@@ -38,7 +38,7 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     if not http:
-        from cairn.mcp_server.server import serve_stdio
+        from cairn.cli.entry import serve_stdio
 
         serve_stdio()
         return

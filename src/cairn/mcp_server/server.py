@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -130,7 +129,7 @@ async def _serve_stdio(mcp: Any) -> None:
     Why: the SDK reads each line and writes (and flushes) each answer in a worker thread, three
     thread hand-offs a call; asyncio's pipe transports do the same in the event loop: 0.7 ms
     less a call here (explain 3.25 -> 2.54 ms, same store, alternating runs). Anything else
-    (a file on stdin, a platform without pipe transports) takes the SDK's own path.
+    (a file, a terminal or /dev/null, a platform without pipe transports) takes the SDK's path.
     """
     from mcp.server.stdio import stdio_server
 
@@ -234,26 +233,3 @@ def one_blas_thread() -> None:
     So: one BLAS thread per server unless the user says otherwise (before numpy loads)."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-
-
-def serve_stdio() -> None:
-    """`cairn mcp` as agents run it: settings, then the stdio server; a user mistake (a bad
-    config file) is one line on stderr and the CLI's exit status, never a traceback."""
-    from cairn.config import load_settings
-    from cairn.errors import CairnError
-
-    one_blas_thread()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
-        settings = load_settings()
-    except CairnError as e:
-        sys.stderr.write(f"Error: {e}\n")
-        raise SystemExit(e.exit_code) from None
-    if sys.stdin.isatty():
-        sys.stderr.write("cairn mcp: serving MCP on stdin/stdout (an agent starts this;"
-                         " Ctrl-C to stop, 'cairn mcp -h' for more)\n")
-    try:
-        run_stdio(settings)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None

@@ -179,12 +179,12 @@ class _BitCache:
         words = self._pack(mat)
         scale = np.maximum(np.abs(mat).max(axis=1), np.float32(1e-12)) / np.float32(127)
         i8 = np.rint(mat / scale[:, None]).astype(np.int8)
-        if self.ids.size == 0:
-            self.words, self.i8, self.scale = words, i8, scale.astype(np.float32)
+        if self.ids.size == 0:  # the first rows set the width
+            self.words, self.i8, self.scale = words, i8, scale
         else:
             self.words = np.concatenate([self.words, words], axis=1)
             self.i8 = np.vstack([self.i8, i8])
-            self.scale = np.concatenate([self.scale, scale.astype(np.float32)])
+            self.scale = np.concatenate([self.scale, scale])
         self.ids = np.concatenate([self.ids, ids])
         self.max_id = int(self.ids[-1])
 
